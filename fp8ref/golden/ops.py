@@ -1,0 +1,41 @@
+"""Reference computations of every golden op, keyed by op name.
+
+``compute(op, params, inputs)`` is what ``fp8ref golden generate`` stores and what ``verify`` recomputes.
+The ops live with their suite (``fp8ref.golden.suites.<suite>``): each suite module has ``OPS`` (op name ->
+reference function), ``BACKEND_OPS`` (op name -> function running the op on a backend) and ``build()``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from fp8ref.golden.case import Result
+
+__all__ = ["SUITES", "suite_module", "compute", "op_suite"]
+
+#: suite names in generation order
+SUITES: tuple[str, ...] = ("casts", "scaling", "matmul", "trainer")
+
+
+def suite_module(suite: str) -> Any:
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; valid suites: {', '.join(SUITES)}")
+    return importlib.import_module(f"fp8ref.golden.suites.{suite}")
+
+
+def op_suite(op: str) -> str:
+    """The suite that defines op ``op``."""
+    for s in SUITES:
+        if op in suite_module(s).OPS:
+            return s
+    raise ValueError(f"unknown golden op {op!r}")
+
+
+def compute(op: str, params: dict[str, Any], inputs: dict[str, np.ndarray]) -> Result:
+    """Run op ``op`` with the reference implementation."""
+    fn: Callable[[dict[str, Any], dict[str, np.ndarray]], Result] = suite_module(op_suite(op)).OPS[op]
+    return fn(params, inputs)

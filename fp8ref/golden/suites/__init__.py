@@ -1,0 +1,1 @@
+"""The golden suites: casts, scaling, matmul, trainer (one module each)."""

@@ -1,0 +1,74 @@
+"""The ``reference`` backend: fp8ref itself behind the backend protocol.
+
+Every call goes straight to ``fp8ref.quantize`` / ``dequantize`` / ``amax`` / ``scaled_mm`` with the same
+arguments, so the reference backend is the specification: the conformance harness must find it 100 % exact.
+Its ``scaled_mm`` accepts every ``accumulate=`` the reference accepts; ``None`` means the reference default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fp8ref.backends.base import GRANULARITIES, Backend, Capabilities
+
+__all__ = ["ReferenceBackend"]
+
+
+def _reference_capabilities() -> Capabilities:
+    from fp8ref.cast import ROUNDING_MODES
+    from fp8ref.formats import FP8_FORMATS
+
+    fp8 = tuple(f.name for f in FP8_FORMATS)
+    return Capabilities(
+        formats=fp8,
+        rounding=tuple(ROUNDING_MODES),
+        saturate=(False, True),
+        ops=("quantize", "dequantize", "amax", "scaled_mm"),
+        mm_formats=tuple((a, b) for a in fp8 for b in fp8),
+        granularities=GRANULARITIES,
+        out_dtypes=("float32", "float16", "bfloat16", *fp8),
+        accumulation="exact",
+        accumulation_selectable=True,
+        device="cpu",
+        deviations=(),
+    )
+
+
+class ReferenceBackend(Backend):
+    """fp8ref's own implementation: the specification every other backend is compared against."""
+
+    name = "reference"
+
+    def __init__(self) -> None:
+        self.capabilities = _reference_capabilities()
+
+    def quantize(self, x: Any, fmt: Any, *, rounding: str = "nearest_even", saturate: bool = False,
+                 srbits: Any = None, srnumbits: int | None = None, seed: int | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
+        from fp8ref.cast import quantize
+
+        return quantize(x, fmt, rounding=rounding, saturate=saturate, srbits=srbits, srnumbits=srnumbits,
+                        seed=seed, out=out)
+
+    def dequantize(self, codes: Any, fmt: Any, *, dtype: Any = np.float32) -> np.ndarray:
+        from fp8ref.cast import dequantize
+
+        return dequantize(codes, fmt, dtype=dtype)
+
+    def amax(self, x: Any, axis: Any = None) -> np.ndarray:
+        from fp8ref.scaling import amax
+
+        return amax(x, axis=axis)
+
+    def scaled_mm(self, a: Any, b: Any, scale_a: Any = 1.0, scale_b: Any = 1.0, *, a_format: Any,
+                  b_format: Any, bias: Any = None, out_dtype: Any = np.float32, scale_result: Any = None,
+                  accumulate: Any = None) -> np.ndarray:
+        from fp8ref.matmul import scaled_mm
+
+        kwargs: dict[str, Any] = {}
+        if accumulate is not None:
+            kwargs["accumulate"] = accumulate
+        return scaled_mm(a, b, scale_a, scale_b, a_format=a_format, b_format=b_format, bias=bias,
+                         out_dtype=out_dtype, scale_result=scale_result, **kwargs)

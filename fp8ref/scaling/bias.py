@@ -1,0 +1,83 @@
+"""The paper's integer scaling bias, computed exactly.
+
+``scale_bias(amax, fmt) = clip(floor(log2(fmt.max / amax)) - margin, *bounds)``.
+
+``log2`` in floating point can be off by one when ``fmt.max / amax`` lies next to a power of two, so the
+floor is taken from the exponents and significands of the two operands instead (``frexp``): with
+``M = mM * 2**eM`` and ``a = ma * 2**ea`` (``mM, ma`` in ``[0.5, 1)``),
+``floor(log2(M / a)) = eM - ea - (1 if mM < ma else 0)`` -- exact, because ``mM / ma`` lies in ``(0.5, 2)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fp8ref.formats import Format
+from fp8ref.formats import format as _format
+from fp8ref.scaling._inputs import check_int
+
+# a scale 2**k must be a float32 number both ways (2**k and 2**-k); 2**-127 is float32-subnormal, exact
+BIAS_LIMIT = 127
+
+
+def check_bounds(bounds: Any, name: str = "bounds") -> tuple[int, int]:
+    try:
+        lo, hi = bounds
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a pair (low, high) of integers, got {bounds!r}") from exc
+    lo = check_int(lo, f"{name}[0]", -BIAS_LIMIT, BIAS_LIMIT)
+    hi = check_int(hi, f"{name}[1]", -BIAS_LIMIT, BIAS_LIMIT)
+    if lo > hi:
+        raise ValueError(f"{name} must have low <= high, got {bounds!r}")
+    return lo, hi
+
+
+def floor_log2_ratio(num: float, den: np.ndarray | float) -> np.ndarray:
+    """``floor(log2(num / den))`` exactly, for a positive finite ``num`` and positive finite ``den``
+    (float64 array or scalar). Returns int64."""
+    m_n, e_n = np.frexp(np.float64(num))
+    m_d, e_d = np.frexp(np.asarray(den, dtype=np.float64))
+    return (np.int64(e_n) - e_d.astype(np.int64) - (m_n < m_d).astype(np.int64)).astype(np.int64)
+
+
+def scale_bias(amax: Any, fmt: Format | str, *, margin: int = 0,
+               bounds: tuple[int, int] = (-31, 31)) -> Any:
+    """The paper's scaling bias: ``clip(floor(log2(fmt.max / amax)) - margin, *bounds)``.
+
+    ``amax`` is a non-negative number or array (``fp8ref.amax(x)``); the result is a Python ``int`` for a
+    scalar, an ``int32`` array otherwise. Scaling ``x`` by ``2**bias`` before the cast puts ``amax`` in
+    ``(fmt.max / 2, fmt.max]`` (margin 0, bounds not reached).
+
+    - ``amax == 0`` gives the upper bound ``bounds[1]`` (nothing to scale; the largest allowed scale).
+    - ``amax`` NaN or +-Inf raises ``FloatingPointError`` (the recipes that keep a previous scale instead,
+      as TransformerEngine does, are :class:`~fp8ref.scaling.Delayed` and :class:`~fp8ref.scaling.MSAMP`).
+    - Negative ``amax``, a non-integer ``margin`` or bad ``bounds`` raise ``ValueError``.
+    """
+    try:
+        fmt = _format(fmt)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"fmt: {exc}") from exc
+    margin = check_int(margin, "margin")
+    lo, hi = check_bounds(bounds)
+    scalar = np.ndim(amax) == 0
+    try:
+        a = np.asarray(amax, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"amax must be a non-negative number or array, got {amax!r}") from exc
+    if not np.all(np.isfinite(a)):
+        raise FloatingPointError(f"amax is not finite ({amax!r}): no scaling bias can be derived from it")
+    if np.any(a < 0):
+        raise ValueError(f"amax must be non-negative, got {amax!r}")
+    zero = a == 0
+    safe = np.where(zero, 1.0, a)
+    sb = floor_log2_ratio(fmt.max, safe) - margin
+    sb = np.where(zero, hi, np.clip(sb, lo, hi)).astype(np.int32)
+    return int(sb) if scalar else sb
+
+
+def pow2_f32(k: np.ndarray | int) -> np.ndarray:
+    """``2**k`` as float32 for integer ``k`` in [-149, 127] (exact, subnormals included)."""
+    k = np.asarray(k, dtype=np.int64)
+    return np.ldexp(np.float64(1.0), k).astype(np.float32)

@@ -1,0 +1,146 @@
+"""``quantize_scaled``: choose the scales by a recipe, multiply, cast -- in at most two passes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fp8ref.formats import Format
+from fp8ref.scaling import rules
+from fp8ref.scaling._inputs import as_float_array, element_format, input_type_max, widen
+from fp8ref.scaling.amax import amax_flat, amax_grid
+from fp8ref.scaling.mx import e8m0_to_f32, mx_scale_codes
+from fp8ref.scaling.recipes import (
+    MSAMP,
+    RECIPES,
+    Constant,
+    Current,
+    Delayed,
+    DelayedState,
+    JustInTime,
+)
+from fp8ref.scaling.tensor import ScaledTensor
+
+
+def _layout(w: np.ndarray, recipe: Any) -> tuple[str, tuple[int, ...]]:
+    """(granularity name, block shape) of ``recipe`` on the array ``w``."""
+    g = recipe.granularity
+    if g == "tensor":
+        return "tensor", tuple(w.shape)
+    if w.ndim != 2:
+        raise ValueError(f"x must be 2-D for {g!r} scaling, got shape {w.shape}")
+    m, n = w.shape
+    if g == "row":
+        return "row", (1, max(n, 1))
+    if g == "column":
+        return "column", (max(m, 1), 1)
+    if g == "mx":
+        axis = recipe.axis % 2
+        length = w.shape[axis]
+        if length % recipe.block_size and not recipe.pad:
+            raise ValueError(f"block_size {recipe.block_size} does not divide axis {axis} of x "
+                             f"(length {length}); pass MX(..., pad=True) to allow a partial last block")
+        return "mx", ((1, recipe.block_size) if axis == 1 else (recipe.block_size, 1))
+    return "block", tuple(g)
+
+
+def _expand(grid: np.ndarray, block: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    if grid.ndim == 0:
+        return grid
+    br, bc = block
+    m, n = shape
+    return np.repeat(np.repeat(grid, br, axis=0)[:m], bc, axis=1)[:, :n]
+
+
+def scale_values(w: np.ndarray, q: np.ndarray, block: tuple[int, ...]) -> np.ndarray:
+    """``w * q`` blockwise in ``w``'s precision (float32 or float64), round to nearest even; the
+    reference for the fused kernels."""
+    qq = _expand(np.asarray(q, dtype=np.float32), block, w.shape).astype(w.dtype)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        return (w * qq).astype(w.dtype)
+
+
+def _cast(w: np.ndarray, q: np.ndarray, block: tuple[int, ...], fmt: Format, rounding: str, saturate: bool,
+          cast_kw: dict[str, Any]) -> np.ndarray:
+    from fp8ref.cast import quantize
+
+    y = scale_values(w, q, block)
+    nan_scale = np.isnan(q)
+    if fmt.nan_code is None and np.any(nan_scale):
+        # NaN-scaled MX blocks: the block is NaN through its scale; element codes 0 where fmt has no NaN
+        y = np.where(_expand(nan_scale, block, w.shape), w.dtype.type(0), y)
+    return quantize(y, fmt, rounding=rounding, saturate=saturate, **cast_kw)
+
+
+def quantize_scaled(x: Any, fmt: Any, recipe: Any, *, rounding: str = "nearest_even", saturate: bool = True,
+                    state: Any = None, srbits: Any = None, srnumbits: int | None = None,
+                    seed: int | None = None) -> ScaledTensor:
+    """Quantise ``x`` to ``fmt`` with the scales chosen by ``recipe``.
+
+    Per block: the scale multiplier ``q`` is derived from the block's amax (or from ``state`` for
+    :class:`Delayed`), ``y = x * q`` is computed in the input's precision (float64 for float64 input,
+    float32 otherwise) with round-to-nearest-even, then ``y`` is cast once to ``fmt`` with ``rounding``
+    and ``saturate`` (see :func:`fp8ref.quantize`; ``srbits`` / ``srnumbits`` / ``seed`` are passed on for
+    the stochastic modes). Returns a :class:`ScaledTensor`; for the stateful recipes (``Delayed``,
+    ``MSAMP``) ``st.state`` is the state to pass to the next call (``state=None`` starts from the initial
+    state).
+    """
+    fmt = element_format(fmt)
+    if not isinstance(recipe, RECIPES):
+        raise TypeError(f"recipe must be one of {[r.__name__ for r in RECIPES]}, got {type(recipe).__name__}")
+    if state is not None and not isinstance(recipe, (Delayed, MSAMP)):
+        raise ValueError(f"state is only used by the Delayed and MSAMP recipes, not {type(recipe).__name__}")
+    a = as_float_array(x)
+    w = widen(a)
+    gname, block = _layout(w, recipe)
+    cast_kw = {"srbits": srbits, "srnumbits": srnumbits, "seed": seed}
+    scale_codes = None
+    amax_g = None
+    new_state = None
+
+    if isinstance(recipe, Constant):
+        q, s, bias = rules.constant(recipe.bias)
+    elif isinstance(recipe, Delayed):
+        st_in = _delayed_state(recipe, state)
+        q, s, bias = rules.delayed_scales(st_in)
+        amax_g = np.asarray(amax_flat(w))
+        new_state = rules.delayed_update(recipe, st_in, amax_g[()], fmt)
+    else:
+        amax_g = np.asarray(amax_flat(w)) if gname == "tensor" else amax_grid(w, block)
+        if isinstance(recipe, JustInTime):
+            q, s, bias = rules.just_in_time(amax_g, fmt, recipe)
+        elif isinstance(recipe, Current):
+            q, s, bias = rules.current(amax_g, fmt, recipe, input_type_max(a.dtype))
+        elif isinstance(recipe, MSAMP):
+            prev = _msamp_state(state)
+            (q, s, bias), new_state = rules.msamp(amax_g[()], fmt, recipe, prev)
+        else:  # MX
+            scale_codes = mx_scale_codes(amax_g, fmt, recipe.rule)
+            q = e8m0_to_f32(scale_codes, negate=True)
+            s = e8m0_to_f32(scale_codes)
+            bias = np.where(scale_codes == 255, 0, 127 - scale_codes.astype(np.int32)).astype(np.int32)
+
+    codes = _cast(w, np.asarray(q, dtype=np.float32), block, fmt, rounding, saturate, cast_kw)
+    return ScaledTensor(codes=codes, fmt=fmt, scale=np.asarray(s, dtype=np.float32), bias=bias,
+                        block=block, granularity=gname, scale_codes=scale_codes,
+                        quant_scale=np.asarray(q, dtype=np.float32), amax=amax_g, state=new_state)
+
+
+def _delayed_state(recipe: Delayed, state: Any) -> DelayedState:
+    if state is None:
+        return recipe.initial_state()
+    if not isinstance(state, DelayedState):
+        raise ValueError(f"state must be a DelayedState for the Delayed recipe, got {type(state).__name__}")
+    if state.amax_history.size != recipe.history_len:
+        raise ValueError(f"state.amax_history has {state.amax_history.size} entries but history_len is "
+                         f"{recipe.history_len}")
+    return state
+
+
+def _msamp_state(state: Any) -> int:
+    if state is None:
+        return 0
+    if isinstance(state, (bool, np.bool_)) or not isinstance(state, (int, np.integer)):
+        raise ValueError(f"state must be the previous MS-AMP bias (an int), got {state!r}")
+    return int(state)

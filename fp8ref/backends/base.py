@@ -131,7 +131,7 @@ class Backend:
     capabilities: Capabilities = Capabilities()
 
     # ---- the four operations (reference signatures) ------------------------------------------------------
-    def quantize(self, x: Any, fmt: Any, *, rounding: str = "nearest_even", saturate: bool = False,
+    def quantize(self, x: Any, fmt: Any, *, rounding: str = "nearest_even", saturate: bool = True,
                  srbits: Any = None, srnumbits: int | None = None, seed: int | None = None,
                  out: np.ndarray | None = None) -> np.ndarray:
         """``fp8ref.quantize``: encode ``x`` into codes of ``fmt`` (``np.uint8``, the shape of ``x``)."""
@@ -141,8 +141,8 @@ class Backend:
         """``fp8ref.dequantize``: decode ``codes`` of ``fmt`` to ``dtype``."""
         raise Unsupported("dequantize is not implemented", backend=self.name, op="dequantize")
 
-    def amax(self, x: Any, axis: Any = None) -> np.ndarray:
-        """``fp8ref.amax``: the largest magnitude of ``x`` (over ``axis``)."""
+    def amax(self, x: Any, axis: Any = None, *, nan: str = "propagate") -> Any:
+        """``fp8ref.amax``: ``max(|x|)`` over ``axis`` as float32 (a ``np.float32`` for ``axis=None``)."""
         raise Unsupported("amax is not implemented", backend=self.name, op="amax")
 
     def scaled_mm(self, a: Any, b: Any, scale_a: Any = 1.0, scale_b: Any = 1.0, *, a_format: Any,
@@ -164,17 +164,45 @@ class Backend:
             raise self.unsupported(op, f"{op} is not implemented by this backend")
 
     def check_format(self, op: str, fmt: Any) -> Format:
-        """Resolve ``fmt`` (a bad name raises ``ValueError``); :class:`Unsupported` if not in capabilities."""
-        f = _resolve_format(fmt)
+        """Resolve ``fmt`` (``ValueError`` / ``TypeError`` naming ``fmt`` if bad); :class:`Unsupported` if
+        it is not in ``capabilities.formats``."""
+        try:
+            f = _resolve_format(fmt)
+        except TypeError as exc:
+            raise TypeError(f"fmt: {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"fmt: {exc}") from None
         if f.name not in self.capabilities.formats:
             raise self.unsupported(op, f"format {f.name} not supported (supported: "
                                        f"{', '.join(self.capabilities.formats) or 'none'})")
         return f
 
-    def check_quantize(self, fmt: Any, rounding: str, saturate: bool) -> Format:
-        """Capability checks of ``quantize``; returns the resolved format."""
+    def check_quantize(self, fmt: Any, rounding: str, saturate: bool, srbits: Any = None,
+                       srnumbits: Any = None, seed: Any = None) -> Format:
+        """The checks of ``fp8ref.quantize`` (``ValueError`` / ``TypeError`` for bad arguments, in the
+        reference's order), then :class:`Unsupported` for what ``capabilities`` excludes.
+
+        Returns the resolved format."""
+        from fp8ref.cast.oracle import ROUNDING_MODES, STOCHASTIC_MODES
+
+        try:
+            f = _resolve_format(fmt)
+        except TypeError as exc:
+            raise TypeError(f"fmt: {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"fmt: {exc}") from None
+        if rounding not in ROUNDING_MODES:
+            raise ValueError(f"rounding must be one of {ROUNDING_MODES}, got {rounding!r}")
+        if not isinstance(saturate, (bool, np.bool_)):
+            raise TypeError(f"saturate must be a bool, got {type(saturate).__name__}")
+        if rounding not in STOCHASTIC_MODES and (srbits is not None or srnumbits is not None
+                                                 or seed is not None):
+            raise ValueError(f"srbits, srnumbits and seed apply only to the stochastic rounding modes "
+                             f"{STOCHASTIC_MODES}, not to rounding={rounding!r}")
         self.check_op("quantize")
-        f = self.check_format("quantize", fmt)
+        if f.name not in self.capabilities.formats:
+            raise self.unsupported("quantize", f"format {f.name} not supported (supported: "
+                                               f"{', '.join(self.capabilities.formats) or 'none'})")
         if rounding not in self.capabilities.rounding:
             raise self.unsupported("quantize", f"rounding={rounding!r} not supported (supported: "
                                                f"{', '.join(self.capabilities.rounding)})")

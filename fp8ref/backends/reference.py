@@ -44,7 +44,7 @@ class ReferenceBackend(Backend):
     def __init__(self) -> None:
         self.capabilities = _reference_capabilities()
 
-    def quantize(self, x: Any, fmt: Any, *, rounding: str = "nearest_even", saturate: bool = False,
+    def quantize(self, x: Any, fmt: Any, *, rounding: str = "nearest_even", saturate: bool = True,
                  srbits: Any = None, srnumbits: int | None = None, seed: int | None = None,
                  out: np.ndarray | None = None) -> np.ndarray:
         from fp8ref.cast import quantize
@@ -57,10 +57,10 @@ class ReferenceBackend(Backend):
 
         return dequantize(codes, fmt, dtype=dtype)
 
-    def amax(self, x: Any, axis: Any = None) -> np.ndarray:
+    def amax(self, x: Any, axis: Any = None, *, nan: str = "propagate") -> Any:
         from fp8ref.scaling import amax
 
-        return amax(x, axis=axis)
+        return amax(x, axis=axis, nan=nan)
 
     def scaled_mm(self, a: Any, b: Any, scale_a: Any = 1.0, scale_b: Any = 1.0, *, a_format: Any,
                   b_format: Any, bias: Any = None, out_dtype: Any = np.float32, scale_result: Any = None,

@@ -1,0 +1,386 @@
+"""The PyTorch backends: ``torch-cpu``, ``torch-cpu-fastaccum``, ``torch-cuda``, ``torch-cuda-fastaccum``.
+
+Casts go through torch's float8 dtypes (``tensor.to(torch.float8_e4m3fn)`` ...), ``amax`` through
+``torch.amax``, and ``scaled_mm`` through ``torch._scaled_mm`` with ``use_fast_accum=False`` (``torch-cpu``,
+``torch-cuda``) or ``True`` (the ``-fastaccum`` variants). Exactly what torch does is returned; the only
+additions are
+
+* **saturation by clamping**: ``saturate=True`` runs ``x.clamp(-max, max)`` (in the input's dtype; NaN passes
+  through) before the cast, which is what torchao / TransformerEngine do where torch does not saturate;
+  ``saturate=False`` is torch's own conversion, whatever it does (torch 2.13 saturates E4M3 by itself);
+* **layout and the multiple-of-16 rule** of ``torch._scaled_mm`` on CUDA (``b`` column-major; K and N
+  multiples of 16): ``b`` is passed as the transpose of a row-major (N, K) tensor, and K and N are padded
+  with zero codes (scale_b and bias entries of padded columns are 1 and 0), the result sliced back to
+  (M, N). Appended zero products leave every sum unchanged, and padded columns are discarded, so padding
+  is exact (docs/backends.md, "Padding").
+
+Everything torch refuses (stochastic rounding, block/MX scales, bias with float32 output on CUDA, E5M2 x
+E5M2 on CUDA, ...) raises :class:`~fp8ref.backends.base.Unsupported` with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fp8ref.backends._arrays import code_input, dequant_dtype, float_input, write_out
+from fp8ref.backends.base import Backend, BackendUnavailable, Capabilities, dtype_name, scale_granularity
+from fp8ref.formats import FP8_FORMATS, Format
+from fp8ref.formats import format as _resolve_format
+
+__all__ = ["TorchBackend", "TorchRules", "CPU_RULES", "CUDA_RULES", "TORCH_DTYPES", "torch_cpu",
+           "torch_cpu_fastaccum", "torch_cuda", "torch_cuda_fastaccum", "pad_to", "cuda_unavailable_reason"]
+
+#: Format.name -> torch dtype attribute
+TORCH_DTYPES = {
+    "E4M3": "float8_e4m3fn",
+    "E5M2": "float8_e5m2",
+    "E4M3FNUZ": "float8_e4m3fnuz",
+    "E5M2FNUZ": "float8_e5m2fnuz",
+}
+_FP8 = tuple(f.name for f in FP8_FORMATS)
+_OCP = ("E4M3", "E5M2")
+
+
+@dataclass(frozen=True)
+class TorchRules:
+    """The restrictions ``torch._scaled_mm`` imposes on one device (what the backend checks before calling).
+
+    ``pad_multiple``: K and N are padded with zeros to a multiple of it (1: no padding).
+    ``bias_dtypes``: output type -> the torch dtype names bias may be passed as, in order of preference
+    (empty: bias refused with that output type).
+    """
+
+    device: str
+    pad_multiple: int
+    mm_formats: tuple[tuple[str, str], ...]
+    out_dtypes: tuple[str, ...]
+    granularities: tuple[str, ...]
+    bias_dtypes: dict[str, tuple[str, ...]]
+
+
+#: torch 2.13 CPU (``_scaled_mm_out_cpu``): any pair of the four FP8 formats, any shape, tensor-wise or
+#: row-wise scales, any output type, bias added in float32 (passed as a float32 tensor).
+CPU_RULES = TorchRules(
+    device="cpu",
+    pad_multiple=1,
+    mm_formats=tuple((a, b) for a in _FP8 for b in _FP8),
+    out_dtypes=("float32", "float16", "bfloat16", *_FP8),
+    granularities=("tensor", "row"),
+    bias_dtypes={d: ("float32",) for d in ("float32", "float16", "bfloat16", *_FP8)},
+)
+
+#: CUDA (cuBLASLt / CUTLASS, ``aten/src/ATen/native/cuda/ScaledBlas.cpp``): OCP formats, not E5M2 x E5M2,
+#: K and N multiples of 16, bias bf16/fp16 matching the output, no bias with float32 output.
+CUDA_RULES = TorchRules(
+    device="cuda",
+    pad_multiple=16,
+    mm_formats=(("E4M3", "E4M3"), ("E4M3", "E5M2"), ("E5M2", "E4M3")),
+    out_dtypes=("float32", "float16", "bfloat16", *_OCP),
+    granularities=("tensor", "row"),
+    bias_dtypes={"float32": (), "float16": ("float16",), "bfloat16": ("bfloat16",),
+                 "E4M3": ("bfloat16", "float16"), "E5M2": ("bfloat16", "float16")},
+)
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError as exc:
+        raise BackendUnavailable(f"torch is not installed (pip install 'fp8ref[torch]'): {exc}") from exc
+    return torch
+
+
+def cuda_unavailable_reason() -> str | None:
+    """Why the CUDA backends cannot run here, or ``None`` when they can."""
+    try:
+        torch = _torch()
+    except BackendUnavailable as exc:
+        return str(exc)
+    if not torch.cuda.is_available():
+        return f"torch {torch.__version__} reports no CUDA device (torch.cuda.is_available() is False)"
+    cap = torch.cuda.get_device_capability()
+    if cap < (8, 9):
+        return (f"{torch.cuda.get_device_name()} has compute capability {cap[0]}.{cap[1]}; "
+                "torch._scaled_mm needs >= 8.9")
+    return None
+
+
+def pad_to(n: int, multiple: int) -> int:
+    """The smallest multiple of ``multiple`` that is >= ``n``."""
+    return -(-n // multiple) * multiple
+
+
+def _claimed_accumulation(device: str, fast_accum: bool) -> str | None:
+    """The accumulation preset the CUDA kernels are expected to follow on this GPU, if fp8ref has one."""
+    if device == "cpu":
+        return "fp32"
+    torch = _torch()
+    cap = torch.cuda.get_device_capability()
+    if cap[0] == 9:  # Hopper: H100 / H200 wgmma
+        return "h100-fp8-fastaccum" if fast_accum else "h100-fp8"
+    return None
+
+
+class TorchBackend(Backend):
+    """torch casts and ``torch._scaled_mm`` on one device, with ``use_fast_accum`` fixed per instance."""
+
+    def __init__(self, name: str, device: str = "cpu", *, fast_accum: bool = False,
+                 rules: TorchRules | None = None) -> None:
+        torch = _torch()
+        if device.startswith("cuda"):
+            reason = cuda_unavailable_reason()
+            if reason is not None:
+                raise BackendUnavailable(reason)
+        self._t = torch
+        self.name = name
+        self.device = device
+        self.fast_accum = bool(fast_accum)
+        self.rules = rules if rules is not None else (CPU_RULES if device == "cpu" else CUDA_RULES)
+        version = torch.__version__
+        where = "CPU" if device == "cpu" else torch.cuda.get_device_name(device)
+        deviations = [
+            f"torch {version}: float64 input is rounded to float32 first, then to FP8 (double rounding)",
+            "saturate=False is torch's own conversion: torch 2.13 saturates E4M3 (finite overflow and +-Inf "
+            "-> +-448) where the reference gives NaN",
+            "NaN codes decode to torch's NaN bit patterns (E4M3 0x7FF00000, FNUZ 0x7F800001, E5M2 keeps the "
+            "payload), not the reference's canonical quiet NaN",
+        ]
+        if device == "cpu":
+            deviations.append("scaled_mm: dequantises a and b to float32, multiplies by the scales "
+                              "element-wise, then a float32 GEMM (oneDNN/MKL) whose summation order "
+                              "is unspecified; use_fast_accum is ignored on CPU")
+        else:
+            deviations.append(f"scaled_mm on {where}: cuBLASLt/CUTLASS kernels; the promotion interval and "
+                              "split-K order are not documented")
+        self.capabilities = Capabilities(
+            formats=_FP8,
+            rounding=("nearest_even",),
+            saturate=(False, True),
+            ops=("quantize", "dequantize", "amax", "scaled_mm"),
+            mm_formats=self.rules.mm_formats,
+            granularities=self.rules.granularities,
+            out_dtypes=self.rules.out_dtypes,
+            accumulation=_claimed_accumulation(self.rules.device if device == "cpu" else device,
+                                               self.fast_accum),
+            accumulation_selectable=False,
+            device=device,
+            deviations=tuple(deviations),
+        )
+
+    # ---- conversions between NumPy and torch -----------------------------------------------------------
+    def _fp8_dtype(self, fmt: Format) -> Any:
+        return getattr(self._t, TORCH_DTYPES[fmt.name])
+
+    def _to_torch(self, arr: np.ndarray) -> Any:
+        t = self._t
+        arr = np.ascontiguousarray(arr)
+        if arr.dtype.name == "bfloat16":
+            tensor = t.from_numpy(arr.view(np.int16)).view(t.bfloat16)
+        else:
+            tensor = t.from_numpy(arr)
+        return tensor.to(self.device)
+
+    def _from_torch(self, tensor: Any) -> np.ndarray:
+        t = self._t
+        tensor = tensor.detach().cpu().contiguous()
+        if tensor.dtype == t.bfloat16:
+            import ml_dtypes
+
+            return tensor.view(t.int16).numpy().view(ml_dtypes.bfloat16)
+        if tensor.dtype in tuple(getattr(t, n) for n in TORCH_DTYPES.values()):
+            return tensor.view(t.uint8).numpy()
+        return tensor.numpy()
+
+    # ---- the operations ----------------------------------------------------------------------------------
+    def quantize(self, x: Any, fmt: Any, *, rounding: str = "nearest_even", saturate: bool = True,
+                 srbits: Any = None, srnumbits: int | None = None, seed: int | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
+        f = self.check_quantize(fmt, rounding, saturate, srbits, srnumbits, seed)
+        tensor = self._to_torch(float_input(x))
+        if saturate:
+            tensor = tensor.clamp(-f.max, f.max)  # NaN passes through clamp
+        codes = self._from_torch(tensor.to(self._fp8_dtype(f)))
+        return write_out(codes, out, f)
+
+    def dequantize(self, codes: Any, fmt: Any, *, dtype: Any = np.float32) -> np.ndarray:
+        self.check_op("dequantize")
+        f = self.check_format("dequantize", fmt)
+        name = dequant_dtype(dtype).name
+        c = self._to_torch(code_input(codes, f)).view(self._fp8_dtype(f))
+        return self._from_torch(c.to(getattr(self._t, name)))
+
+    def amax(self, x: Any, axis: Any = None, *, nan: str = "propagate") -> Any:
+        self.check_op("amax")
+        if nan not in ("propagate", "ignore"):
+            raise ValueError(f"nan must be one of ('propagate', 'ignore'), got {nan!r}")
+        arr = float_input(x)
+        t = self._t
+        tensor = self._to_torch(arr).abs()
+        if nan == "ignore":
+            tensor = t.where(t.isnan(tensor), t.zeros_like(tensor), tensor)
+        dims = None if axis is None else ((axis,) if isinstance(axis, int) else tuple(axis))
+        try:
+            r = t.amax(tensor) if dims is None else t.amax(tensor, dim=dims)
+        except (RuntimeError, IndexError) as exc:
+            if arr.size == 0 or (dims is not None and "out of range" not in str(exc)):
+                raise self.unsupported("amax", f"torch.amax refused: {exc}") from exc
+            raise ValueError(f"axis: {exc}") from exc
+        res = self._from_torch(r.to(t.float32))
+        return np.float32(res[()]) if axis is None else res
+
+    def scaled_mm(self, a: Any, b: Any, scale_a: Any = 1.0, scale_b: Any = 1.0, *, a_format: Any,
+                  b_format: Any, bias: Any = None, out_dtype: Any = np.float32, scale_result: Any = None,
+                  accumulate: Any = None) -> np.ndarray:
+        self.check_op("scaled_mm")
+        self.check_accumulate(accumulate)
+        prep = prepare_scaled_mm(self, a, b, scale_a, scale_b, a_format=a_format, b_format=b_format,
+                                 bias=bias, out_dtype=out_dtype, scale_result=scale_result)
+        t = self._t
+        try:
+            r = t._scaled_mm(prep.a, prep.b, prep.scale_a, prep.scale_b, bias=prep.bias,
+                             scale_result=prep.scale_result, out_dtype=prep.out_dtype,
+                             use_fast_accum=self.fast_accum)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise self.unsupported("scaled_mm", f"torch._scaled_mm refused: {str(exc).splitlines()[0]}") \
+                from exc
+        return self._from_torch(r[:, : prep.n])
+
+
+@dataclass(frozen=True)
+class PreparedMM:
+    """Torch tensors ready for ``torch._scaled_mm`` (padded) and the unpadded output width ``n``."""
+
+    a: Any
+    b: Any
+    scale_a: Any
+    scale_b: Any
+    bias: Any
+    scale_result: Any
+    out_dtype: Any
+    n: int
+    k_padded: int
+    n_padded: int
+
+
+def _exact_as(values: np.ndarray, target: str) -> np.ndarray | None:
+    """``values`` converted to the dtype named ``target`` if every value survives unchanged, else None."""
+    if target == "bfloat16":
+        import ml_dtypes
+
+        conv = values.astype(ml_dtypes.bfloat16)
+    else:
+        conv = values.astype(target)
+    back = conv.astype(np.float64)
+    src = values.astype(np.float64)
+    same = (back == src) | (np.isnan(back) & np.isnan(src))
+    if not np.all(same):
+        return None
+    return conv
+
+
+def prepare_scaled_mm(backend: TorchBackend, a: Any, b: Any, scale_a: Any, scale_b: Any, *, a_format: Any,
+                      b_format: Any, bias: Any, out_dtype: Any, scale_result: Any) -> PreparedMM:
+    """Check ``torch._scaled_mm``'s rules for ``backend.rules`` and build the (padded) torch arguments.
+
+    Raises :class:`Unsupported` for what the rules refuse, ``ValueError`` / ``TypeError`` for bad input.
+    """
+    t = backend._t
+    rules = backend.rules
+    fa, fb = _resolve_format(a_format), _resolve_format(b_format)
+    if (fa.name, fb.name) not in rules.mm_formats:
+        raise backend.unsupported("scaled_mm", f"a_format={fa.name}, b_format={fb.name}: torch._scaled_mm on "
+                                               f"{rules.device} accepts {rules.mm_formats}")
+    A, B = code_input(a, "a"), code_input(b, "b")
+    if A.ndim != 2 or B.ndim != 2:
+        raise ValueError(f"a and b must be 2-D code arrays, got shapes {A.shape} and {B.shape}")
+    M, K = A.shape
+    K2, N = B.shape
+    if K != K2:
+        raise ValueError(f"a and b: inner dimensions differ ({A.shape} @ {B.shape})")
+    out_name = dtype_name(out_dtype)
+    if out_name not in rules.out_dtypes:
+        raise backend.unsupported("scaled_mm", f"out_dtype={out_name}: torch._scaled_mm accepts "
+                                               f"{rules.out_dtypes}")
+    ga = scale_granularity(scale_a, M, K, "a")
+    gb = scale_granularity(scale_b, K, N, "b")
+    if ga not in rules.granularities or gb not in rules.granularities or ga != gb:
+        raise backend.unsupported("scaled_mm", f"scale granularity a={ga}, b={gb}: torch._scaled_mm takes "
+                                               "both tensor-wise or both row-wise float32 scales")
+    sa = _exact_as(np.asarray(scale_a, dtype=np.float64), "float32")
+    sb = _exact_as(np.asarray(scale_b, dtype=np.float64), "float32")
+    if sa is None or sb is None:
+        raise backend.unsupported("scaled_mm", "scales must be float32 values for torch._scaled_mm")
+    Kp, Np = pad_to(K, rules.pad_multiple), pad_to(N, rules.pad_multiple)
+
+    A_p = np.zeros((M, Kp), np.uint8)
+    A_p[:, :K] = A
+    Bt_p = np.zeros((Np, Kp), np.uint8)  # row-major (N, K): its transpose is b, column-major
+    Bt_p[:N, :K] = B.T
+    ta = backend._to_torch(A_p).view(backend._fp8_dtype(fa))
+    tb = backend._to_torch(Bt_p).view(backend._fp8_dtype(fb)).t()
+
+    if ga == "tensor":
+        tsa = backend._to_torch(sa.reshape(()))
+        tsb = backend._to_torch(sb.reshape(()))
+    else:
+        sb_p = np.ones((1, Np), np.float32)
+        sb_p[:, :N] = sb.reshape(1, N)
+        tsa = backend._to_torch(sa.reshape(M, 1))
+        tsb = backend._to_torch(sb_p)
+
+    tbias = None
+    if bias is not None:
+        bvals = np.asarray(bias)
+        if bvals.dtype.kind != "f" and bvals.dtype.name != "bfloat16":
+            raise TypeError(f"bias: expected a floating-point array, got dtype {bvals.dtype}")
+        if bvals.shape != (N,):
+            raise ValueError(f"bias: expected shape ({N},), got {bvals.shape}")
+        allowed = rules.bias_dtypes.get(out_name, ())
+        if not allowed:
+            raise backend.unsupported("scaled_mm", f"bias with out_dtype={out_name} is refused by "
+                                                   f"torch._scaled_mm on {rules.device}")
+        conv = None
+        for cand in allowed:
+            conv = _exact_as(bvals, cand)
+            if conv is not None:
+                break
+        if conv is None:
+            raise backend.unsupported("scaled_mm", f"bias values are not exactly representable in "
+                                                   f"{' or '.join(allowed)} (torch's bias dtype for "
+                                                   f"out_dtype={out_name})")
+        pad = np.zeros((Np,), conv.dtype)
+        pad[:N] = conv
+        tbias = backend._to_torch(pad)
+
+    tres = None
+    if scale_result is not None:
+        sr = _exact_as(np.asarray(scale_result, dtype=np.float64).reshape(()), "float32")
+        if sr is None:
+            raise backend.unsupported("scaled_mm", "scale_result must be a float32 value")
+        tres = backend._to_torch(sr)
+
+    if out_name in _FP8:
+        tout = backend._fp8_dtype(_resolve_format(out_name))
+    else:
+        tout = getattr(t, out_name)
+    return PreparedMM(ta, tb, tsa, tsb, tbias, tres, tout, N, Kp, Np)
+
+
+# ---- factories registered as built-ins ---------------------------------------------------------------------
+def torch_cpu() -> TorchBackend:
+    return TorchBackend("torch-cpu", "cpu", fast_accum=False)
+
+
+def torch_cpu_fastaccum() -> TorchBackend:
+    return TorchBackend("torch-cpu-fastaccum", "cpu", fast_accum=True)
+
+
+def torch_cuda() -> TorchBackend:
+    return TorchBackend("torch-cuda", "cuda", fast_accum=False)
+
+
+def torch_cuda_fastaccum() -> TorchBackend:
+    return TorchBackend("torch-cuda-fastaccum", "cuda", fast_accum=True)

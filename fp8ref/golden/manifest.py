@@ -41,14 +41,21 @@ def dumps(manifest: dict[str, Any]) -> bytes:
     return (text + "\n").encode()
 
 
-def safe_path(root: Path, rel: str) -> Path:
-    """``root / rel`` for a manifest path that stays inside ``root``; :class:`SetError` otherwise."""
+def check_rel(rel: str) -> None:
+    """A manifest file path: relative, ``/``-separated components of ``[A-Za-z0-9._-]``, no ``.`` or ``..``
+    component, ending ``.safetensors``."""
     if not isinstance(rel, str) or not _ID.match(rel.removesuffix(".safetensors")) or \
             not rel.endswith(".safetensors") or "\\" in rel:
         raise SetError(f"file {rel!r}: not a relative path of [A-Za-z0-9._-] components ending .safetensors")
     parts = rel.split("/")
     if any(p in ("", ".", "..") for p in parts):
         raise SetError(f"file {rel!r}: '.', '..' and empty components are not allowed")
+
+
+def safe_path(root: Path, rel: str) -> Path:
+    """``root / rel`` for a manifest path that stays inside ``root`` (symbolic links resolved);
+    :class:`SetError` otherwise."""
+    check_rel(rel)
     root_r = root.resolve()
     p = (root_r / rel).resolve()
     if root_r not in p.parents:
@@ -102,6 +109,7 @@ def validate(manifest: Any) -> dict[str, Any]:
         if f in seen_files:
             raise SetError(f"{where}: file {f!r} is used by two cases")
         seen_files.add(f)
+        check_rel(f)
         digest = _req(case, "sha256", str, where)
         if not _HEX64.match(digest):
             raise SetError(f"{where}: sha256 must be 64 lowercase hex digits")

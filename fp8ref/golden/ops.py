@@ -29,10 +29,13 @@ def suite_module(suite: str) -> Any:
 
 def op_suite(op: str) -> str:
     """The suite that defines op ``op``."""
+    known: list[str] = []
     for s in SUITES:
-        if op in suite_module(s).OPS:
+        ops = suite_module(s).OPS
+        if op in ops:
             return s
-    raise ValueError(f"unknown golden op {op!r}")
+        known += ops
+    raise ValueError(f"unknown golden op {op!r}; known ops: {', '.join(known)}")
 
 
 def compute(op: str, params: dict[str, Any], inputs: dict[str, np.ndarray]) -> Result:

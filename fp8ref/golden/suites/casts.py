@@ -94,9 +94,9 @@ def build() -> list[Case]:
         for i, mode in enumerate(stochastic):
             for r in (4, 8):
                 words = raw_words(1000 + 10 * i + r, x.size)
-                bits = (words >> np.uint64(64 - r)).astype(np.uint32)
+                bits = (words >> np.uint64(64 - r)).astype(np.uint8)
                 xs = np.concatenate([x, x])
-                rb = np.concatenate([bits, np.uint32((1 << r) - 1) - bits])
+                rb = np.concatenate([bits, np.uint8((1 << r) - 1) - bits])
                 cases.append(Case(f"casts/{fmt.name}/quantize-f32-{mode}-r{r}-bits", "quantize",
                                   {"format": fmt.name, "rounding": mode, "saturate": True, "srnumbits": r,
                                    "dtype": "float32"}, {"x": xs, "srbits": rb}))

@@ -1,0 +1,214 @@
+"""Numba kernels of the exact epilogue: exact sums of float64 terms, round-to-odd, one final rounding.
+
+Everything here works on float64 values with error-free transformations (TwoSum, Dekker's TwoProduct with
+Veltkamp splitting) and Shewchuk's expansion arithmetic, so every quantity is exact until the single final
+rounding. See docs/matmul.md ("The exact epilogue") for the proofs.
+
+Compiled lazily on first call (``cache=True``); importing this module compiles nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+_SPLITTER = 134217729.0  # 2**27 + 1 (Veltkamp splitting of float64)
+
+
+@njit(cache=True, inline="always")
+def _two_sum(a: float, b: float) -> tuple[float, float]:
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+@njit(cache=True, inline="always")
+def _two_prod(a: float, b: float) -> tuple[float, float]:
+    p = a * b
+    c = _SPLITTER * a
+    ah = c - (c - a)
+    al = a - ah
+    c = _SPLITTER * b
+    bh = c - (c - b)
+    bl = b - bh
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+@njit(cache=True)
+def _grow(p: np.ndarray, n: int, x: float) -> int:
+    """Add ``x`` to the nonoverlapping expansion ``p[:n]`` (increasing magnitude); returns the new
+    length. Shewchuk's Grow-Expansion with zero elimination (the ``msum`` of Python's ``math.fsum``)."""
+    i = 0
+    for j in range(n):
+        y = p[j]
+        if abs(x) < abs(y):
+            x, y = y, x
+        hi = x + y
+        lo = y - (hi - x)
+        if lo != 0.0:
+            p[i] = lo
+            i += 1
+        x = hi
+    p[i] = x
+    return i + 1
+
+
+@njit(cache=True)
+def _round_nearest(p: np.ndarray, n: int) -> float:
+    """The exact sum of the expansion ``p[:n]`` rounded to nearest even float64 (``math.fsum``'s end)."""
+    if n == 0:
+        return 0.0
+    n -= 1
+    hi = p[n]
+    lo = 0.0
+    while n > 0:
+        x = hi
+        n -= 1
+        y = p[n]
+        hi = x + y
+        yr = hi - x
+        lo = y - yr
+        if lo != 0.0:
+            break
+    if n > 0 and ((lo < 0.0 and p[n - 1] < 0.0) or (lo > 0.0 and p[n - 1] > 0.0)):
+        y = lo * 2.0
+        x = hi + y
+        yr = x - hi
+        if y == yr:
+            hi = x
+    return hi
+
+
+@njit(cache=True)
+def _sign_minus(p: np.ndarray, n: int, work: np.ndarray, t1: float, t2: float) -> int:
+    """Sign (-1, 0, 1) of ``sum(p[:n]) - t1 - t2``, exactly."""
+    for j in range(n):
+        work[j] = p[j]
+    m = _grow(work, n, -t1)
+    if t2 != 0.0:
+        m = _grow(work, m, -t2)
+    for j in range(m - 1, -1, -1):  # the largest nonzero component of a nonoverlapping expansion
+        if work[j] > 0.0:
+            return 1
+        if work[j] < 0.0:
+            return -1
+    return 0
+
+
+@njit(cache=True, inline="always")
+def _is_odd(x: float) -> bool:
+    m, _ = math.frexp(x)
+    return (np.int64(m * 9007199254740992.0) & 1) == 1
+
+
+@njit(cache=True, inline="always")
+def _step(x: float, direction: int) -> float:
+    """The float64 neighbour of the nonzero normal ``x`` in ``direction`` (+1 up, -1 down)."""
+    m, e = math.frexp(x)
+    ulp = math.ldexp(1.0, e - 53)
+    toward_zero = (direction > 0) != (x > 0.0)
+    if toward_zero and abs(m) == 0.5:
+        ulp *= 0.5
+    return x + direction * ulp
+
+
+@njit(cache=True, inline="always")
+def _round_odd(q: float, sign: int) -> float:
+    """Round to odd, given ``q`` = a neighbour of the exact value and ``sign`` the side the value lies on."""
+    if sign == 0 or _is_odd(q):
+        return q
+    return _step(q, sign)
+
+
+@njit(cache=True)
+def round_to_format(v: float, mbits: int, emin: int, maxval: float, has_inf: bool, neg_zero: bool) -> float:
+    """Round the float64 ``v`` once, to nearest even, into a binary format (IEEE overflow rule: a result
+    that rounds past ``maxval`` with unbounded exponent is Inf where the format has it, else NaN)."""
+    if v != v:
+        return v
+    a = abs(v)
+    if a == math.inf:
+        r = math.inf if has_inf else math.nan
+    elif a == 0.0:
+        r = 0.0
+    else:
+        _, e = math.frexp(a)
+        e -= 1
+        if e < emin:
+            e = emin
+        q = math.ldexp(1.0, e - mbits)
+        r = np.rint(a / q) * q
+        if r > maxval:
+            r = math.inf if has_inf else math.nan
+    if v < 0.0 and (r != 0.0 or neg_zero):
+        return -r
+    return r
+
+
+@njit(cache=True, parallel=True)
+def exact_epilogue(terms: np.ndarray, seg: np.ndarray, sa: np.ndarray, sb: np.ndarray,
+                   bias: np.ndarray, has_bias: bool, sr: float, has_sr: bool,
+                   mbits: int, emin: int, maxval: float, has_inf: bool, neg_zero: bool,
+                   out: np.ndarray) -> None:
+    """``out[i, j] = round(( sum_t sa[i, seg[t]] * sb[seg[t], j] * terms[t, i, j] + bias[j] ) / sr)`` with
+    the products, the sum and the quotient exact and one rounding: round to odd into float64, then round to
+    nearest even into the target format (Boldo & Melquiond 2008). Finite inputs; an exact zero gives +0.
+    """
+    nterm, m, n = terms.shape
+    length = 2 * nterm + 4
+    fast = nterm == 1 and not has_bias and not has_sr
+    for i in prange(m):
+        p = np.empty(length)
+        work = np.empty(length + 2)
+        for j in range(n):
+            if fast:
+                c = sa[i, seg[0]] * sb[seg[0], j]
+                h, e = _two_prod(c, terms[0, i, j])
+                v = _round_odd(h, 0 if e == 0.0 else (1 if e > 0.0 else -1))
+            else:
+                k = 0
+                for t in range(nterm):
+                    x = terms[t, i, j]
+                    if x != 0.0:
+                        c = sa[i, seg[t]] * sb[seg[t], j]
+                        h, e = _two_prod(c, x)
+                        k = _grow(p, k, h)
+                        if e != 0.0:
+                            k = _grow(p, k, e)
+                if has_bias and bias[j] != 0.0:
+                    k = _grow(p, k, bias[j])
+                hi = _round_nearest(p, k)
+                if not has_sr:
+                    v = _round_odd(hi, _sign_minus(p, k, work, hi, 0.0))
+                elif hi == 0.0:
+                    v = 0.0
+                else:
+                    v = _divide_round_odd(p, k, work, hi, sr)
+            if v == 0.0:
+                out[i, j] = 0.0
+            else:
+                out[i, j] = round_to_format(v, mbits, emin, maxval, has_inf, neg_zero)
+
+
+@njit(cache=True)
+def _divide_round_odd(p: np.ndarray, k: int, work: np.ndarray, hi: float, sr: float) -> float:
+    """Round to odd of X / sr, X = sum(p[:k]) exactly (hi = X rounded to nearest), sr finite nonzero.
+    Walks from hi / sr (within a few ulps) to the two float64 neighbours of X / sr by exact sign tests of
+    X - q * sr."""
+    sgn_sr = 1 if sr > 0.0 else -1
+    q = hi / sr
+    while True:
+        t1, t2 = _two_prod(q, sr)
+        side = _sign_minus(p, k, work, t1, t2) * sgn_sr
+        if side == 0:
+            return q
+        q2 = _step(q, side)
+        t1, t2 = _two_prod(q2, sr)
+        side2 = _sign_minus(p, k, work, t1, t2) * sgn_sr
+        if side2 == 0:
+            return q2
+        if side2 != side:
+            return q if _is_odd(q) else q2
+        q = q2

@@ -1,0 +1,162 @@
+"""``scaled_mm``: the FP8 scaled matrix product with ``torch._scaled_mm`` semantics (docs/matmul.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fp8ref.formats import E4M3, FP64
+from fp8ref.matmul import inputs as inp
+from fp8ref.matmul.exact import exact_terms, profile
+from fp8ref.matmul.rounding import format_params, round_values
+
+_FP64_PARAMS = format_params(FP64)
+
+
+def scaled_mm(a: Any, b: Any, scale_a: Any = 1.0, scale_b: Any = 1.0, *, a_format: Any = E4M3,
+              b_format: Any = E4M3, bias: Any = None, out_dtype: Any = np.float32, scale_result: Any = None,
+              accumulate: Any = "exact", strict_torch: bool = False) -> np.ndarray:
+    """``out = round_out((sum_k a[i,k]*sa(i,k) * b[k,j]*sb(k,j) + bias[j]) / scale_result)``.
+
+    ``a`` (M, K) and ``b`` (K, N): uint8 codes of ``a_format`` / ``b_format``, ml_dtypes FP8 arrays (format
+    from the dtype) or ScaledTensors (format and scales from them; ``scale_a`` / ``scale_b`` then stay at
+    their default). ``scale_a`` / ``scale_b``: float32 dequantisation multipliers, tensorwise (scalar),
+    rowwise ((M, 1) / (1, N)), 1x128 / 128x128 blocks or 1x32 (MX, E8M0 allowed) blocks along K.
+    ``out_dtype``: float32, float16, bfloat16 or an FP8 format (returned as the ml_dtypes FP8 array;
+    ``scale_result`` divides before that final cast). ``accumulate``: ``"exact"`` (exact sum, scales, bias
+    and quotient, one rounding), or an accumulation model of :mod:`fp8ref.accum` (a name such as ``"fp32"``
+    or ``"h100-fp8"``, or a model object) whose accumulator values go through the fp32 epilogue of
+    docs/matmul.md. ``strict_torch=True`` enforces torch's restrictions with torch's messages.
+    """
+    opa = inp.operand(a, a_format, "a", "a_format")
+    opb = inp.operand(b, b_format, "b", "b_format")
+    m, k = opa.codes.shape
+    k2, n = opb.codes.shape
+    if k != k2:
+        raise ValueError(f"a and b shapes cannot be multiplied: a is ({m}, {k}), b is ({k2}, {n}); "
+                         "a's columns must equal b's rows")
+    sa = _scales(opa, scale_a, "scale_a", "a", lambda s: inp.a_scales(s, m, k))
+    sb = _scales(opb, scale_b, "scale_b", "b", lambda s: inp.b_scales(s, k, n))
+    out = inp.output(out_dtype)
+    bias_v = inp.bias_values(bias, n)
+    if strict_torch:
+        from fp8ref.matmul.strict import check_torch
+
+        check_torch(opa, opb, sa, sb, bias, out, scale_result, m, k, n)
+    sr = _scale_result(scale_result, out, strict_torch)
+    if isinstance(accumulate, str) and accumulate == "exact":
+        return _exact(opa, opb, sa, sb, bias_v, sr, out, m, k, n)
+    from fp8ref.matmul.models import model_mm, resolve_model
+
+    model = resolve_model(accumulate, opa.fmt, opb.fmt)
+    return model_mm(model, opa, opb, sa, sb, bias_v, sr, out, m, k, n)
+
+
+def _scales(op: inp.Operand, s: Any, name: str, opname: str, parse: Any) -> inp.Scales:
+    if op.scales is not None:
+        if not (np.ndim(s) == 0 and not isinstance(s, (bool, np.bool_)) and float(s) == 1.0):
+            raise ValueError(f"{opname} is a ScaledTensor, which carries its own scales: leave {name} at its "
+                             "default (1.0)")
+        return op.scales
+    return parse(s)
+
+
+def _scale_result(scale_result: Any, out: inp.Output, strict: bool) -> float | None:
+    if scale_result is None:
+        return None
+    arr = np.asarray(scale_result)
+    if arr.size != 1 or arr.dtype.kind not in "iuf":
+        raise ValueError(f"scale_result must be a float scalar, got {arr.dtype} of shape {arr.shape}")
+    if not inp.is_fp8(out.fmt):
+        if strict:
+            return None  # torch ignores scale_result for high-precision outputs
+        raise ValueError(f"scale_result divides the result before an FP8 cast; out_dtype={out.fmt.name} is "
+                         "not FP8 (torch ignores it there: pass strict_torch=True for that behaviour)")
+    return float(np.float32(arr.reshape(())))
+
+
+def segments(sa: inp.Scales, sb: inp.Scales, k: int) -> list[int]:
+    """K boundaries of the common refinement of the scale blocks along K of ``a`` and ``b``."""
+    cuts = {0, k}
+    if not sa.is_tensor:
+        cuts.update(range(0, k, sa.block[1]))
+    if not sb.is_tensor:
+        cuts.update(range(0, k, sb.block[0]))
+    return sorted(cuts) if k > 0 else [0]
+
+
+def segment_scales(sa: inp.Scales, sb: inp.Scales, bounds: list[int], m: int, n: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(M, S) multipliers of a per segment and (S, N) multipliers of b per segment."""
+    starts = np.asarray(bounds[:-1], dtype=np.int64)
+    if sa.is_tensor:
+        ga = np.broadcast_to(sa.grid.reshape(1, 1), (m, starts.size))
+    else:
+        ga = sa.grid[np.arange(m) // sa.block[0]][:, starts // sa.block[1]]
+    if sb.is_tensor:
+        gb = np.broadcast_to(sb.grid.reshape(1, 1), (starts.size, n))
+    else:
+        gb = sb.grid[starts // sb.block[0]][:, np.arange(n) // sb.block[1]]
+    return np.ascontiguousarray(ga, dtype=np.float64), np.ascontiguousarray(gb, dtype=np.float64)
+
+
+def expand_a(sa: inp.Scales, m: int, k: int) -> np.ndarray:
+    if sa.is_tensor:
+        return np.broadcast_to(sa.grid.reshape(1, 1), (m, k))
+    return sa.grid[np.arange(m) // sa.block[0]][:, np.arange(k) // sa.block[1]]
+
+
+def expand_b(sb: inp.Scales, k: int, n: int) -> np.ndarray:
+    if sb.is_tensor:
+        return np.broadcast_to(sb.grid.reshape(1, 1), (k, n))
+    return sb.grid[np.arange(k) // sb.block[0]][:, np.arange(n) // sb.block[1]]
+
+
+_ROW_BYTES = 1 << 28  # memory bound of the term stack per row block
+
+
+def _exact(opa: inp.Operand, opb: inp.Operand, sa: inp.Scales, sb: inp.Scales, bias: np.ndarray | None,
+           sr: float | None, out: inp.Output, m: int, k: int, n: int) -> np.ndarray:
+    from fp8ref.matmul._kernels import exact_epilogue
+
+    bounds = segments(sa, sb, k)
+    ga, gb = segment_scales(sa, sb, bounds, m, n)
+    pa, pb = profile(opa.codes, opa.fmt), profile(opb.codes, opb.fmt)
+    special = (pa.has_special or pb.has_special or not np.isfinite(ga).all() or not np.isfinite(gb).all()
+               or (bias is not None and not np.isfinite(bias).all()))
+    if special:
+        ga = np.where(np.isfinite(ga), ga, 0.0)
+        gb = np.where(np.isfinite(gb), gb, 0.0)
+    bias_arr = np.zeros(max(n, 1)) if bias is None else np.where(np.isfinite(bias), bias, 0.0)
+    plain_sr = sr is not None and np.isfinite(sr) and sr != 0.0
+    params = format_params(out.fmt) if sr is None or plain_sr else _FP64_PARAMS
+    res_dtype = np.float32 if out.dtype == np.float32 and params is not _FP64_PARAMS else np.float64
+    res = np.empty((m, n), dtype=res_dtype)
+    codes_a = np.ascontiguousarray(opa.codes)
+    codes_b = np.ascontiguousarray(opb.codes)
+    nseg = len(bounds) - 1
+    rows = max(1, min(m, _ROW_BYTES // max(1, 8 * n * max(nseg, 1) * 4)))
+    for r0 in range(0, m, rows):
+        r1 = min(m, r0 + rows)
+        terms, seg = exact_terms(codes_a[r0:r1], opa.fmt, codes_b, opb.fmt, bounds, pa, pb)
+        exact_epilogue(terms, seg, ga[r0:r1], gb, bias_arr, bias is not None, sr if plain_sr else 1.0,
+                       plain_sr, *params, res[r0:r1])
+    if sr is not None and not plain_sr:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            res = round_values(res / sr, out.fmt)
+    if special:
+        with np.errstate(invalid="ignore", over="ignore"):
+            ap = inp.tables(opa.fmt)[0][opa.codes] * expand_a(sa, m, k)
+            bp = inp.tables(opb.fmt)[0][opb.codes] * expand_b(sb, k, n)
+        from fp8ref.matmul.specials import special_results
+
+        sp = special_results(ap, bp, bias)
+        mask = sp != 0
+        if mask.any():
+            vals = sp[mask]
+            if sr is not None:
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    vals = vals / sr
+            res[mask] = round_values(vals, out.fmt)
+    return res.astype(out.dtype, copy=False)

@@ -1,0 +1,166 @@
+"""Exact matrix products of FP8 code matrices with float64 BLAS.
+
+Every finite value of a format is an integer multiple of its quantum ``2**lsb`` (the weight of its last
+significand bit). If every entry of a piece ``A_p`` is a multiple of ``2**qa`` with ``|a| <= ma`` and every
+entry of ``B_q`` a multiple of ``2**qb`` with ``|b| <= mb``, every product and every partial sum of any subset
+of the ``K`` products of one output element is an integer multiple of ``2**(qa + qb)`` of magnitude at most
+``K * ma * mb``. When ``K * ma * mb <= 2**(53 + qa + qb)`` all of those are float64 numbers, so every
+float64 operation a BLAS can do on them (products, FMAs, sums in any order or blocking) is exact:
+``A_p @ B_q`` in float64 *is* the exact result. docs/matmul.md gives the bounds per format pair.
+
+Where one product does not fit, the operands are split by magnitude into pieces (each code goes wholly into
+one piece) so that every pair of pieces fits; the exact result is then the sum of the piece products, which
+the epilogue kernel adds exactly. The plan is computed from the codes that actually occur.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from fp8ref.formats import Format
+from fp8ref.matmul.inputs import tables
+
+MANTISSA = 53  # float64 significand bits
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The finite nonzero codes present in an operand: their magnitudes and quanta (log2), sorted."""
+
+    codes: np.ndarray  # present finite nonzero codes, sorted by magnitude
+    mag: np.ndarray
+    lsb: np.ndarray
+    has_special: bool
+
+    @property
+    def log_ratio(self) -> float:
+        return log_ratio(self.mag, self.lsb)
+
+
+def log_ratio(mag: np.ndarray, lsb: np.ndarray) -> float:
+    """log2(max magnitude / smallest quantum) of a set of values; 0 for an empty or all-zero set."""
+    if mag.size == 0:
+        return 0.0
+    return math.log2(float(mag.max())) - float(lsb.min())
+
+
+def profile(codes: np.ndarray, fmt: Format) -> Profile:
+    _, mag, lsb, special = tables(fmt)
+    present = np.bincount(codes.ravel(), minlength=256) > 0
+    use = present & (mag > 0)
+    idx = np.nonzero(use)[0]
+    order = np.argsort(mag[idx], kind="stable")
+    idx = idx[order]
+    return Profile(idx, mag[idx], lsb[idx], bool((present & special).any()))
+
+
+def partition(p: Profile, budget: float) -> list[np.ndarray] | None:
+    """Split the present codes (by increasing magnitude) into the fewest pieces whose log ratio is at most
+    ``budget``; ``None`` when a single value exceeds it."""
+    pieces: list[np.ndarray] = []
+    start = 0
+    n = p.codes.size
+    while start < n:
+        end = start
+        lo = math.inf
+        while end < n:
+            lo2 = min(lo, float(p.lsb[end]))
+            if math.log2(float(p.mag[end])) - lo2 > budget:
+                break
+            lo = lo2
+            end += 1
+        if end == start:
+            return None
+        pieces.append(p.codes[start:end])
+        start = end
+    return pieces or [p.codes]
+
+
+@dataclass(frozen=True)
+class Plan:
+    pieces_a: list[np.ndarray]
+    pieces_b: list[np.ndarray]
+    k_chunk: int
+
+    @property
+    def n_products(self) -> int:
+        return len(self.pieces_a) * len(self.pieces_b)
+
+
+def plan(pa: Profile, pb: Profile, k: int) -> Plan:
+    """The cheapest split (fewest piece products) with every piece product exact in float64."""
+    best: Plan | None = None
+    k_chunks = [k] + [c for c in (1 << 20, 1 << 16, 1 << 12, 1 << 8, 1) if c < k]
+    for kc in k_chunks:
+        room = MANTISSA - math.log2(max(kc, 1))
+        ra, rb = pa.log_ratio, pb.log_ratio
+        if ra + rb <= room:
+            cand = Plan([pa.codes], [pb.codes], kc)
+        else:
+            cand = None
+            for budget_a in [ra] + [float(x) for x in range(1, int(room))]:
+                split_a = [pa.codes] if budget_a >= ra else partition(pa, budget_a)
+                if split_a is None:
+                    continue
+                split_b = partition(pb, room - budget_a)
+                if split_b is None:
+                    continue
+                c = Plan(split_a, split_b, kc)
+                if cand is None or c.n_products < cand.n_products:
+                    cand = c
+        if cand is not None and (best is None or cand.n_products < best.n_products):
+            best = cand
+        if best is not None and best.n_products == 1:
+            break
+    assert best is not None  # kc == 1 with one-value pieces always fits (<= 2 * 8 + 2 bits)
+    return best
+
+
+def piece_table(fmt: Format, codes: np.ndarray) -> np.ndarray:
+    """256-entry table: the value of each code in ``codes``, 0 for every other code."""
+    vals = tables(fmt)[0]
+    t = np.zeros(256)
+    t[codes] = vals[codes]
+    return t
+
+
+def finite_table(fmt: Format) -> np.ndarray:
+    vals, _, _, special = tables(fmt)
+    return np.where(special, 0.0, vals)
+
+
+def exact_terms(codes_a: np.ndarray, fmt_a: Format, codes_b: np.ndarray, fmt_b: Format,
+                bounds: list[int], pa: Profile, pb: Profile) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 matrices ``T[t]`` (each an exact product of pieces) and the K segment ``seg[t]`` of each, such
+    that the exact value of ``sum_k a[i, k] * b[k, j]`` over segment ``s`` (NaN/Inf entries counted as 0) is
+    ``sum_{t: seg[t] == s} T[t, i, j]``."""
+    m, n = codes_a.shape[0], codes_b.shape[1]
+    nseg = len(bounds) - 1
+    seglen = max((bounds[s + 1] - bounds[s] for s in range(nseg)), default=0)
+    pl = plan(pa, pb, seglen)
+    if pl.n_products == 1:
+        tabs_a = [finite_table(fmt_a)]
+        tabs_b = [finite_table(fmt_b)]
+    else:
+        tabs_a = [piece_table(fmt_a, c) for c in pl.pieces_a]
+        tabs_b = [piece_table(fmt_b, c) for c in pl.pieces_b]
+    dec_a = [np.take(t, codes_a) for t in tabs_a]
+    dec_b = [np.take(t, codes_b) for t in tabs_b]
+    chunks_per_seg = [list(range(bounds[s], bounds[s + 1], max(pl.k_chunk, 1))) + [bounds[s + 1]]
+                      for s in range(nseg)]
+    nterm = sum((len(c) - 1) for c in chunks_per_seg) * pl.n_products
+    terms = np.empty((nterm, m, n))
+    seg = np.empty(nterm, dtype=np.int64)
+    t = 0
+    for s, cuts in enumerate(chunks_per_seg):
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+            for x in dec_a:
+                xa = x[:, lo:hi]
+                for y in dec_b:
+                    np.matmul(xa, y[lo:hi, :], out=terms[t])
+                    seg[t] = s
+                    t += 1
+    return terms, seg

@@ -29,6 +29,8 @@ side by side.
 from __future__ import annotations
 
 from fp8ref.backends.base import (
+    A_GRANULARITIES,
+    B_GRANULARITIES,
     GRANULARITIES,
     OPS,
     Backend,
@@ -59,6 +61,8 @@ __all__ = [
     "Unsupported",
     "BUILTINS",
     "ENTRY_POINT_GROUP",
+    "A_GRANULARITIES",
+    "B_GRANULARITIES",
     "GRANULARITIES",
     "OPS",
     "available",

@@ -31,7 +31,10 @@ __all__ = [
 ]
 
 OPS = ("quantize", "dequantize", "amax", "scaled_mm")
-GRANULARITIES = ("tensor", "row", "column", "block", "mx")
+#: scale granularities of ``scaled_mm`` operands, as ``fp8ref.scaled_mm`` names them (docs/matmul.md)
+A_GRANULARITIES = ("tensor", "row", "block-1x128", "block-128x128", "block-1x32")
+B_GRANULARITIES = ("tensor", "column", "block-128x1", "block-128x128", "block-32x1")
+GRANULARITIES = tuple(dict.fromkeys(A_GRANULARITIES + B_GRANULARITIES))
 
 
 class Unsupported(Exception):
@@ -68,7 +71,9 @@ class Capabilities:
     ``mm_formats``
         ``(a_format, b_format)`` pairs that ``scaled_mm`` accepts.
     ``granularities``
-        scale granularities ``scaled_mm`` accepts (names of :data:`GRANULARITIES`, as in ``ScaledTensor``).
+        ``(a granularity, b granularity)`` pairs of scales that ``scaled_mm`` accepts, named as
+        :func:`scale_granularity` names them (:data:`A_GRANULARITIES` x :data:`B_GRANULARITIES`): torch's
+        tensor-wise scaling is ``("tensor", "tensor")``, its row-wise scaling ``("row", "column")``.
     ``out_dtypes``
         ``scaled_mm`` output types: ``"float32"``, ``"float16"``, ``"bfloat16"`` or an FP8 format name.
     ``accumulation``
@@ -90,7 +95,7 @@ class Capabilities:
     saturate: tuple[bool, ...] = ()
     ops: tuple[str, ...] = ()
     mm_formats: tuple[tuple[str, str], ...] = ()
-    granularities: tuple[str, ...] = ()
+    granularities: tuple[tuple[str, str], ...] = ()
     out_dtypes: tuple[str, ...] = ()
     accumulation: str | None = None
     accumulation_selectable: bool = False
@@ -101,14 +106,17 @@ class Capabilities:
         bad = [op for op in self.ops if op not in OPS]
         if bad:
             raise ValueError(f"ops: unknown operation(s) {bad}; valid: {list(OPS)}")
-        bad = [g for g in self.granularities if g not in GRANULARITIES]
+        bad = [g for g in self.granularities
+               if len(g) != 2 or g[0] not in A_GRANULARITIES or g[1] not in B_GRANULARITIES]
         if bad:
-            raise ValueError(f"granularities: unknown granularity(ies) {bad}; valid: {list(GRANULARITIES)}")
+            raise ValueError(f"granularities: unknown (a, b) pair(s) {bad}; a: {list(A_GRANULARITIES)}, "
+                             f"b: {list(B_GRANULARITIES)}")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (tuples become lists)."""
         d = asdict(self)
         d["mm_formats"] = [list(p) for p in self.mm_formats]
+        d["granularities"] = [list(p) for p in self.granularities]
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = list(v)
@@ -248,26 +256,17 @@ def dtype_name(dtype: Any) -> str:
 
 
 def scale_granularity(scale: Any, rows: int, cols: int, operand: str) -> str:
-    """The granularity of a ``scaled_mm`` scale for an operand of shape (rows, cols).
+    """The granularity ``fp8ref.scaled_mm`` gives a scale for an operand of shape (rows, cols).
 
-    ``operand`` is ``"a"`` (M, K) or ``"b"`` (K, N). A scalar or one-element scale is ``"tensor"``; shape
-    (M, 1) for ``a`` or (1, N) for ``b`` -- one scale per output row / column, torch's "row-wise" -- is
-    ``"row"``; (1, K) for ``a`` / (K, 1) for ``b`` is ``"column"``; any other 2-D grid is ``"block"``
-    (``"mx"`` when the scale array has the E8M0 dtype).
+    ``operand`` is ``"a"`` (M, K) or ``"b"`` (K, N). The names are those of docs/matmul.md: a scalar is
+    ``"tensor"``; ``scale_a`` (M, 1) is ``"row"``, ``scale_b`` (1, N) ``"column"``; then the block shapes
+    ``"block-1x128"``, ``"block-128x128"``, ``"block-1x32"`` (a) and ``"block-128x1"``, ``"block-128x128"``,
+    ``"block-32x1"`` (b). A shape that fits none raises ``ValueError``.
     """
-    if operand not in ("a", "b"):
-        raise ValueError(f"operand must be 'a' or 'b', got {operand!r}")
-    s = np.asarray(scale)
-    if s.size == 1:
-        return "tensor"
-    if s.ndim != 2:
-        raise ValueError(f"scale_{operand}: expected a scalar or a 2-D array, got shape {s.shape}")
-    if s.dtype.name == "float8_e8m0fnu":
-        return "mx"
-    per_out = (rows, 1) if operand == "a" else (1, cols)
-    per_k = (1, cols) if operand == "a" else (rows, 1)
-    if s.shape == per_out:
-        return "row"
-    if s.shape == per_k:
-        return "column"
-    return "block"
+    from fp8ref.matmul.inputs import a_scales, b_scales
+
+    if operand == "a":
+        return a_scales(scale, rows, cols).granularity
+    if operand == "b":
+        return b_scales(scale, rows, cols).granularity
+    raise ValueError(f"operand must be 'a' or 'b', got {operand!r}")

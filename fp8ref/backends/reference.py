@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from fp8ref.backends.base import GRANULARITIES, Backend, Capabilities
+from fp8ref.backends.base import A_GRANULARITIES, B_GRANULARITIES, Backend, Capabilities
 
 __all__ = ["ReferenceBackend"]
 
@@ -27,7 +27,7 @@ def _reference_capabilities() -> Capabilities:
         saturate=(False, True),
         ops=("quantize", "dequantize", "amax", "scaled_mm"),
         mm_formats=tuple((a, b) for a in fp8 for b in fp8),
-        granularities=GRANULARITIES,
+        granularities=tuple((a, b) for a in A_GRANULARITIES for b in B_GRANULARITIES),
         out_dtypes=("float32", "float16", "bfloat16", *fp8),
         accumulation="exact",
         accumulation_selectable=True,

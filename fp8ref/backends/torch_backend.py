@@ -5,8 +5,9 @@ Casts go through torch's float8 dtypes (``tensor.to(torch.float8_e4m3fn)`` ...),
 ``torch-cuda``) or ``True`` (the ``-fastaccum`` variants). Exactly what torch does is returned; the only
 additions are
 
-* **saturation by clamping**: ``saturate=True`` runs ``x.clamp(-max, max)`` (in the input's dtype; NaN passes
-  through) before the cast, which is what torchao / TransformerEngine do where torch does not saturate;
+* **saturation by clamping**: ``saturate=True`` runs ``x.clamp(-max, max)`` before the cast, as torchao and
+  TransformerEngine do (float16/bfloat16 input is first widened to float32, exactly: torch's vectorised
+  half-precision clamp replaces NaNs by the negative NaN 0xFFFF);
   ``saturate=False`` is torch's own conversion, whatever it does (torch 2.13 saturates E4M3 by itself);
 * **layout and the multiple-of-16 rule** of ``torch._scaled_mm`` on CUDA (``b`` column-major; K and N
   multiples of 16): ``b`` is passed as the transpose of a row-major (N, K) tensor, and K and N are padded
@@ -57,7 +58,7 @@ class TorchRules:
     pad_multiple: int
     mm_formats: tuple[tuple[str, str], ...]
     out_dtypes: tuple[str, ...]
-    granularities: tuple[str, ...]
+    granularities: tuple[tuple[str, str], ...]
     bias_dtypes: dict[str, tuple[str, ...]]
 
 
@@ -68,7 +69,7 @@ CPU_RULES = TorchRules(
     pad_multiple=1,
     mm_formats=tuple((a, b) for a in _FP8 for b in _FP8),
     out_dtypes=("float32", "float16", "bfloat16", *_FP8),
-    granularities=("tensor", "row"),
+    granularities=(("tensor", "tensor"), ("row", "column")),
     bias_dtypes={d: ("float32",) for d in ("float32", "float16", "bfloat16", *_FP8)},
 )
 
@@ -79,7 +80,7 @@ CUDA_RULES = TorchRules(
     pad_multiple=16,
     mm_formats=(("E4M3", "E4M3"), ("E4M3", "E5M2"), ("E5M2", "E4M3")),
     out_dtypes=("float32", "float16", "bfloat16", *_OCP),
-    granularities=("tensor", "row"),
+    granularities=(("tensor", "tensor"), ("row", "column")),
     bias_dtypes={"float32": (), "float16": ("float16",), "bfloat16": ("bfloat16",),
                  "E4M3": ("bfloat16", "float16"), "E5M2": ("bfloat16", "float16")},
 )
@@ -176,7 +177,7 @@ class TorchBackend(Backend):
 
     def _to_torch(self, arr: np.ndarray) -> Any:
         t = self._t
-        arr = np.ascontiguousarray(arr)
+        arr = np.ascontiguousarray(arr).reshape(arr.shape)  # (ascontiguousarray makes 0-d arrays 1-d)
         if arr.dtype.name == "bfloat16":
             tensor = t.from_numpy(arr.view(np.int16)).view(t.bfloat16)
         else:
@@ -201,7 +202,10 @@ class TorchBackend(Backend):
         f = self.check_quantize(fmt, rounding, saturate, srbits, srnumbits, seed)
         tensor = self._to_torch(float_input(x))
         if saturate:
-            tensor = tensor.clamp(-f.max, f.max)  # NaN passes through clamp
+            if tensor.dtype in (self._t.float16, self._t.bfloat16):
+                # exact widening: torch's vectorised half-precision clamp turns NaNs into 0xFFFF (-NaN)
+                tensor = tensor.float()
+            tensor = tensor.clamp(-f.max, f.max)  # NaN passes through a float32/float64 clamp
         codes = self._from_torch(tensor.to(self._fp8_dtype(f)))
         return write_out(codes, out, f)
 
@@ -306,9 +310,9 @@ def prepare_scaled_mm(backend: TorchBackend, a: Any, b: Any, scale_a: Any, scale
                                                f"{rules.out_dtypes}")
     ga = scale_granularity(scale_a, M, K, "a")
     gb = scale_granularity(scale_b, K, N, "b")
-    if ga not in rules.granularities or gb not in rules.granularities or ga != gb:
+    if (ga, gb) not in rules.granularities:
         raise backend.unsupported("scaled_mm", f"scale granularity a={ga}, b={gb}: torch._scaled_mm takes "
-                                               "both tensor-wise or both row-wise float32 scales")
+                                               "tensor-wise (tensor, tensor) or row-wise (row, column)")
     sa = _exact_as(np.asarray(scale_a, dtype=np.float64), "float32")
     sb = _exact_as(np.asarray(scale_b, dtype=np.float64), "float32")
     if sa is None or sb is None:

@@ -105,7 +105,7 @@ def product(a: float, b: float) -> float:
 # block FMA
 def bfma_block(a: Sequence[float], b: Sequence[float], c: float, *, frac_bits: int, out_frac_bits: int,
                rounding: str, e_floor: int | None, emin_a: int, emin_b: int, emin_c: int, out_emin: int,
-               out_emax: int) -> float:
+               out_emax: int, separate: bool = False) -> float:
     """One block FMA ``d = c + sum a_i*b_i`` (len(a) <= NFMA) by the rule of docs/accumulation.md.
 
     1. Specials: NaN if a product (0*Inf included) or c is NaN or +Inf and -Inf both occur; else an
@@ -117,6 +117,10 @@ def bfma_block(a: Sequence[float], b: Sequence[float], c: float, *, frac_bits: i
     4. ``S = sum sign(t) * floor(|t| / u)`` (each term truncated toward zero, exact integer sum).
     5. ``S == 0`` gives +0; otherwise ``S*u`` is rounded once to ``out_frac_bits`` fraction bits in the
        output exponent range ``[out_emin, out_emax]`` with ``rounding`` (see :func:`round_fraction`).
+
+    ``separate=True``: ``c`` is no term of steps 2-5 (the products alone are aligned, summed and rounded,
+    an empty block giving +0); the result is then ``RNE(c + that)`` to ``out_frac_bits`` fraction bits with
+    IEEE zero signs.
     """
     prods = [product(x, y) for x, y in zip(a, b, strict=True)]
     sp = special_sum([*prods, c])
@@ -128,9 +132,12 @@ def bfma_block(a: Sequence[float], b: Sequence[float], c: float, *, frac_bits: i
             continue
         fx, fy = Fraction(x), Fraction(y)
         terms.append((fx * fy, exponent(fx, emin_a) + exponent(fy, emin_b)))
-    if c != 0:
+    if c != 0 and not separate:
         fc = Fraction(c)
         terms.append((fc, exponent(fc, emin_c)))
+    if separate:
+        s = _products_rounded(terms, frac_bits, out_frac_bits, rounding, e_floor, out_emin, out_emax)
+        return _ieee_add_bits(c, s, out_frac_bits, out_emin, out_emax)
     if not terms:
         return 0.0
     E = max(e for _, e in terms)
@@ -145,6 +152,34 @@ def bfma_block(a: Sequence[float], b: Sequence[float], c: float, *, frac_bits: i
     if S == 0:
         return 0.0
     return round_fraction(S * u, out_frac_bits, out_emin, out_emax, rounding)
+
+
+def _products_rounded(terms, frac_bits, out_frac_bits, rounding, e_floor, out_emin, out_emax) -> float:
+    if not terms:
+        return 0.0
+    E = max(e for _, e in terms)
+    if e_floor is not None:
+        E = max(E, e_floor)
+    u = pow2(E - frac_bits)
+    S = 0
+    for t, _ in terms:
+        q = abs(t) / u
+        m = q.numerator // q.denominator
+        S += -m if t < 0 else m
+    if S == 0:
+        return 0.0
+    return round_fraction(S * u, out_frac_bits, out_emin, out_emax, rounding)
+
+
+def _ieee_add_bits(x: float, y: float, frac_bits: int, emin: int, emax: int) -> float:
+    sp = special_sum([x, y])
+    if sp is not None:
+        return sp
+    s = Fraction(x) + Fraction(y)
+    if s == 0:
+        both_neg = x == 0 and y == 0 and math.copysign(1.0, x) < 0 and math.copysign(1.0, y) < 0
+        return -0.0 if both_neg else 0.0
+    return round_fraction(s, frac_bits, emin, emax, "rne")
 
 
 def bfma_chain(model, a: Sequence[float], b: Sequence[float], c: float) -> float:

@@ -131,7 +131,7 @@ def _add_round(x, y, mbits, emin, emax):
 # --------------------------------------------------------------------------------------------------
 # block FMA
 @njit(cache=True, inline="always")
-def _bfma_block(a, ea, b, eb, k0, k1, d, special, F, ofb, rz, floor, emin_c, oemin, oemax):
+def _bfma_block(a, ea, b, eb, k0, k1, d, special, F, ofb, rz, floor, emin_c, oemin, oemax, sep):
     if special or not np.isfinite(d):
         s = d
         for k in range(k0, k1):
@@ -145,13 +145,15 @@ def _bfma_block(a, ea, b, eb, k0, k1, d, special, F, ofb, rz, floor, emin_c, oem
         e = ea[k] + eb[k]
         if e > E:
             E = e
-    if d != 0.0:
+    if d != 0.0 and not sep:
         ec = _floor_log2(d)
         if ec < emin_c:
             ec = emin_c
         if ec > E:
             E = ec
     if E < NO_TERMS:
+        if sep:
+            return _add_round(d, 0.0, ofb, oemin, oemax)
         return 0.0
     if E < floor:
         E = floor
@@ -165,20 +167,22 @@ def _bfma_block(a, ea, b, eb, k0, k1, d, special, F, ofb, rz, floor, emin_c, oem
         k += 2
     if k < k1:
         S0 += math.trunc((a[k] * b[k]) * scale)
+    if sep:
+        return _add_round(d, _round_int(S0 + S1, E - F, ofb, oemin, oemax, rz), ofb, oemin, oemax)
     S = S0 + S1 + math.trunc(d * scale)
     return _round_int(S, E - F, ofb, oemin, oemax, rz)
 
 
 @njit(cache=True, inline="always")
-def _bfma_chain(a, ea, b, eb, k0, k1, d, special, nfma, F, ofb, rz, floor, emin_c, oemin, oemax):
+def _bfma_chain(a, ea, b, eb, k0, k1, d, special, nfma, F, ofb, rz, floor, emin_c, oemin, oemax, sep):
     for s0 in range(k0, k1, nfma):
         s1 = min(s0 + nfma, k1)
-        d = _bfma_block(a, ea, b, eb, s0, s1, d, special, F, ofb, rz, floor, emin_c, oemin, oemax)
+        d = _bfma_block(a, ea, b, eb, s0, s1, d, special, F, ofb, rz, floor, emin_c, oemin, oemax, sep)
     return d
 
 
 @njit(cache=True, parallel=True)
-def _bfma_gemm_kernel(A, EA, BT, EBT, C, badA, badB, nfma, F, ofb, rz, floor, emin_c, oemin, oemax):
+def _bfma_gemm_kernel(A, EA, BT, EBT, C, badA, badB, nfma, F, ofb, rz, floor, emin_c, oemin, oemax, sep):
     M, K = A.shape
     N = BT.shape[0]
     out = np.empty((M, N), dtype=np.float64)
@@ -192,23 +196,23 @@ def _bfma_gemm_kernel(A, EA, BT, EBT, C, badA, badB, nfma, F, ofb, rz, floor, em
             eb = EBT[j]
             for i in range(i0, i1):
                 out[i, j] = _bfma_chain(A[i], EA[i], b, eb, 0, K, C[i, j], badA[i] or badB[j], nfma, F, ofb,
-                                        rz, floor, emin_c, oemin, oemax)
+                                        rz, floor, emin_c, oemin, oemax, sep)
     return out
 
 
 @njit(cache=True, parallel=True)
-def _bfma_dots_kernel(A, EA, B, EB, c, badA, badB, nfma, F, ofb, rz, floor, emin_c, oemin, oemax):
+def _bfma_dots_kernel(A, EA, B, EB, c, badA, badB, nfma, F, ofb, rz, floor, emin_c, oemin, oemax, sep):
     L, K = A.shape
     out = np.empty(L, dtype=np.float64)
     for i in prange(L):
         out[i] = _bfma_chain(A[i], EA[i], B[i], EB[i], 0, K, c[i], badA[i] or badB[i], nfma, F, ofb, rz,
-                             floor, emin_c, oemin, oemax)
+                             floor, emin_c, oemin, oemax, sep)
     return out
 
 
 @njit(cache=True, parallel=True)
 def _promoted_gemm_kernel(A, EA, BT, EBT, C, badA, badB, nfma, F, ofb, rz, floor, emin_c, oemin, oemax,
-                          every, am, aemin, aemax):
+                          sep, every, am, aemin, aemax):
     M, K = A.shape
     N = BT.shape[0]
     out = np.empty((M, N), dtype=np.float64)
@@ -226,7 +230,7 @@ def _promoted_gemm_kernel(A, EA, BT, EBT, C, badA, badB, nfma, F, ofb, rz, floor
                 for g0 in range(0, K, every):
                     g1 = min(g0 + every, K)
                     part = _bfma_chain(A[i], EA[i], b, eb, g0, g1, 0.0, special, nfma, F, ofb, rz, floor,
-                                       emin_c, oemin, oemax)
+                                       emin_c, oemin, oemax, sep)
                     main = _add_round(main, part, am, aemin, aemax)
                 out[i, j] = main
     return out

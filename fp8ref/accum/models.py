@@ -16,6 +16,7 @@ from fp8ref.formats import BF16, E4M3, FP16, FP32, Format
 from fp8ref.formats import format as _resolve_format
 
 ROUNDINGS = ("rz", "rne")
+C_MODES = ("aligned", "separate")
 # the formats a model may take as inputs / produce: IEEE-like, <= 24-bit significand and <= 8 exponent bits,
 # so that every value and every product of two values is exact in float64
 _MAX_IN_PRECISION = 24
@@ -137,6 +138,11 @@ class BlockFMA:
     (``rounding``: ``"rz"`` or ``"rne"``) to ``out_frac_bits`` fraction bits in the range of
     ``out_format``. The rounded block result is the next block's accumulator (chained over all of K).
 
+    ``c_mode="aligned"`` (all GPUs but B200 FP8): the accumulator input is one more term of the block.
+    ``c_mode="separate"`` (B200 FP8): the block's products alone are aligned, truncated, summed and rounded
+    (``rounding``), then added to the accumulator input with one IEEE round-to-nearest-even addition to
+    ``out_frac_bits`` fraction bits.
+
     ``in_format`` / ``in_format_b`` give the operand formats (subnormal operands keep the exponent
     ``emin`` of their format when aligned); ``in_format_b=None`` means the same as ``in_format``.
     ``confirmed=False`` marks a best-known model that measurements do not (fully) reproduce.
@@ -150,11 +156,14 @@ class BlockFMA:
     in_format: Format = E4M3
     out_format: Format = FP32
     in_format_b: Format | None = None
+    c_mode: str = "aligned"
     name: str = field(default="", compare=False)
     confirmed: bool = field(default=True, compare=False)
     source: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.c_mode not in C_MODES:
+            raise ValueError(f"c_mode must be one of {C_MODES}, got {self.c_mode!r}")
         for attr in ("nfma", "frac_bits", "out_frac_bits"):
             v = getattr(self, attr)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
@@ -192,8 +201,9 @@ class BlockFMA:
     def describe(self) -> str:
         ins = self.in_format.name + (f"x{self.format_b.name}" if self.in_format_b is not None else "")
         floor = "none" if self.e_floor is None else str(self.e_floor)
+        cm = "" if self.c_mode == "aligned" else f", c_mode={self.c_mode}"
         s = (f"BlockFMA(nfma={self.nfma}, frac_bits={self.frac_bits}, out_frac_bits={self.out_frac_bits}, "
-             f"rounding={self.rounding}, e_floor={floor}, in={ins}, out={self.out_format.name})")
+             f"rounding={self.rounding}, e_floor={floor}{cm}, in={ins}, out={self.out_format.name})")
         if self.name:
             s = f"{self.name}: {s}"
         if not self.confirmed:
@@ -209,12 +219,13 @@ class BlockFMA:
     def _block_kwargs(self) -> dict[str, Any]:
         return dict(frac_bits=self.frac_bits, out_frac_bits=self.out_frac_bits, rounding=self.rounding,
                     e_floor=self.e_floor, emin_a=self.in_format.emin, emin_b=self.format_b.emin,
-                    emin_c=self.c_format.emin, out_emin=self.out_format.emin, out_emax=self.out_format.emax)
+                    emin_c=self.c_format.emin, out_emin=self.out_format.emin, out_emax=self.out_format.emax,
+                    separate=self.c_mode == "separate")
 
     def _kernel_params(self) -> tuple:
         floor = -(1 << 30) if self.e_floor is None else int(self.e_floor)
         return (self.nfma, self.frac_bits, self.out_frac_bits, self.rounding == "rz", floor,
-                self.c_format.emin, self.out_format.emin, self.out_format.emax)
+                self.c_format.emin, self.out_format.emin, self.out_format.emax, self.c_mode == "separate")
 
     # ---- evaluation ----------------------------------------------------------------------------
     def dot(self, a: Any, b: Any, c: float = 0.0) -> float:
@@ -473,4 +484,5 @@ def _dots_args(model: Any, A: Any, B: Any, c: Any) -> tuple[np.ndarray, np.ndarr
 
 
 # formats referenced by presets (kept here so presets.py stays data)
-__all__ = ["BlockFMA", "Promoted", "Sequential", "Exact", "Model", "ROUNDINGS", "FP16", "BF16", "FP32"]
+__all__ = ["BlockFMA", "Promoted", "Sequential", "Exact", "Model", "ROUNDINGS", "C_MODES", "FP16", "BF16",
+           "FP32"]

@@ -38,7 +38,8 @@ class SetResult:
     confirmed: bool
     model: str
     note: str = ""
-    mismatches: tuple[tuple[int, float, float], ...] = field(default=(), repr=False)  # (line, measured, model)
+    # (line, measured, model) of the first mismatches
+    mismatches: tuple[tuple[int, float, float], ...] = field(default=(), repr=False)
 
     @property
     def ok(self) -> bool:
@@ -74,7 +75,7 @@ def _f32(bits: np.ndarray) -> np.ndarray:
     return bits.view(np.float32).astype(np.float64)
 
 
-def load_set(folder: Path, gpu: str, fmt: str, out: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def load_set(folder: Path, gpu: str, fmt: str, out: str) -> tuple[np.ndarray, ...]:
     """(A, B, c, d) of one measurement set as float64 arrays (A, B of shape (lines, K))."""
     a = _read_hex(folder / f"a_{gpu}_{fmt}.txt")
     b = _read_hex(folder / f"b_{gpu}_{fmt}.txt")
@@ -117,7 +118,8 @@ def check_set(root: Path, gpu: str, fmt: str, out: str, max_mismatches: int = 5,
     bad = np.flatnonzero(~((got.astype(np.float32).view(np.uint32) == d.astype(np.float32).view(np.uint32))
                            | (np.isnan(got) & np.isnan(d))))
     mism = tuple((int(i), float(d[i]), float(got[i])) for i in bad[:max_mismatches])
-    return SetResult(gpu, fmt, out, len(d), matched, model.confirmed, model.describe(), "; ".join(notes), mism)
+    return SetResult(gpu, fmt, out, len(d), matched, model.confirmed, model.describe(), "; ".join(notes),
+                     mism)
 
 
 def discover(root: Path) -> list[tuple[str, str, str]]:

@@ -46,8 +46,8 @@ _TABLE: dict[tuple[str, str, str], _Row] = {
     ("ada", "fp16", "fp16"): _Row(8, 24, 10, "rne", -20, _MTC + "AdaTC.m / L40STC.m"),
     ("ada", "tf32", "fp32"): _Row(4, 24, 23, "rz", -132, _MTC + "AdaTC.m / L40STC.m"),
     ("ada", "fp8", "fp32"): _Row(16, 13, 13, "rz", -132, _MTC + "AdaTC.m / L40STC.m"),
-    ("ada", "fp8", "fp16"): _Row(16, 13, 10, "rne", -132, "MMA-Sim nv_ptx.py (f16 output = RNE of the "
-                                 "F=13 sum), accumulator input rounded to fp16; reproduces every Ada E4M3/E5M2 "
+    ("ada", "fp8", "fp16"): _Row(16, 13, 10, "rne", -132, "MMA-Sim nv_ptx.py (f16 output = RNE of "
+                                 "the F=13 sum), c rounded to fp16; reproduces every Ada E4M3/E5M2 "
                                  "fp16-output measurement (fp8ref hwcheck)"),
     ("hopper", "half", "fp32"): _Row(16, 25, 23, "rz", -133, _MTC + "H100TC.m / H200TC.m"),
     ("hopper", "fp16", "fp16"): _Row(16, 25, 10, "rne", -21, _MTC + "H100TC.m / H200TC.m"),
@@ -60,13 +60,13 @@ _TABLE: dict[tuple[str, str, str], _Row] = {
     ("blackwell", "half", "fp32"): _Row(16, 25, 23, "rz", -133, _MTC + "B200TC.m"),
     ("blackwell", "fp16", "fp16"): _Row(16, 25, 10, "rne", -21, _MTC + "B200TC.m"),
     ("blackwell", "tf32", "fp32"): _Row(8, 25, 23, "rz", -133, _MTC + "B200TC.m"),
-    ("blackwell", "fp8", "fp32"): _Row(32, 25, 23, "rz", -133, "fp8ref (docs/accumulation.md §5): products of "
-                                       "the k32 block summed at F=25 and rounded toward zero, then one fp32 RNE "
-                                       "addition of c; reproduces every B200 E4M3/E5M2 measurement (the "
-                                       "published B200TC/B200TCRN models: 64 %/94 %)", c_mode="separate"),
-    ("blackwell", "fp8", "fp16"): _Row(32, 25, 10, "rne", -133, "best found: products at F=25 rounded to fp16, "
-                                       "then an fp16 RNE addition of c; about 80 % of the B200 fp16-output "
-                                       "measurements", confirmed=False, c_mode="separate"),
+    ("blackwell", "fp8", "fp32"): _Row(
+        32, 25, 23, "rz", -133, "fp8ref (docs/accumulation.md §5): the k32 products summed at F=25 and "
+        "rounded toward zero, then one fp32 RNE addition of c; reproduces every B200 E4M3/E5M2 measurement "
+        "(published B200TC/B200TCRN models: 64 %/94 %)", c_mode="separate"),
+    ("blackwell", "fp8", "fp16"): _Row(
+        32, 25, 10, "rne", -133, "best found: products at F=25 rounded to fp16, then fp16 RNE addition of c; "
+        "about 80 % of the B200 fp16-output measurements", confirmed=False, c_mode="separate"),
 }
 
 _FAMILY = {"V100": "volta", "A100": "ampere", "A2": "ampere", "Ada": "ada", "L40S": "ada", "H100": "hopper",
@@ -127,7 +127,8 @@ def tensor_core(gpu: str, in_format: Format | str, out_format: Format | str = "f
         raise ValueError(f"{g}: no model for {iname} inputs with {oname} output")
     row = _TABLE[key]
     return BlockFMA(row.nfma, row.frac_bits, row.out_frac_bits, row.rounding, row.e_floor, in_format=fin,
-                    out_format=fout, c_mode=row.c_mode, name=f"{g}-{iname}-{oname}", confirmed=row.confirmed, source=row.source)
+                    out_format=fout, c_mode=row.c_mode, name=f"{g}-{iname}-{oname}", confirmed=row.confirmed,
+                    source=row.source)
 
 
 def _presets() -> dict[str, object]:

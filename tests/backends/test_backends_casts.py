@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fp8ref
@@ -92,6 +92,7 @@ def test_float32_boundaries(name: str, fmt: str, saturate: bool) -> None:
 
 
 @pytest.mark.parametrize("name", WRAPPERS)
+@settings(max_examples=60)
 @given(bits=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=64))
 def test_float32_random(name: str, bits: list[int]) -> None:
     be = _backend(name)

@@ -22,6 +22,8 @@ import fp8ref
 from fp8ref.golden.case import Case, Result
 from fp8ref.golden.suites._values import boundary_values, raw_words
 
+Arrays = dict[str, np.ndarray]
+
 __all__ = ["OPS", "BACKEND_OPS", "build", "DTYPES"]
 
 #: source dtype name -> NumPy dtype
@@ -52,12 +54,12 @@ def _ref_dequantize(params: dict[str, Any], inputs: dict[str, np.ndarray]) -> Re
     return Result({"values": np.asarray(values, dtype=DTYPES[params["dtype"]])})
 
 
-def _be_quantize(backend: Any, params: dict[str, Any], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _be_quantize(backend: Any, params: dict[str, Any], inputs: Arrays) -> Arrays:
     codes = backend.quantize(inputs["x"], params["format"], **_quantize_kwargs(params, inputs))
     return {"codes": np.asarray(codes, dtype=np.uint8)}
 
 
-def _be_dequantize(backend: Any, params: dict[str, Any], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _be_dequantize(backend: Any, params: dict[str, Any], inputs: Arrays) -> Arrays:
     values = backend.dequantize(inputs["codes"], params["format"], dtype=DTYPES[params["dtype"]])
     return {"values": np.asarray(values, dtype=DTYPES[params["dtype"]])}
 

@@ -24,6 +24,8 @@ import fp8ref
 from fp8ref.golden.case import Case, Result
 from fp8ref.golden.suites._values import normalish
 
+Arrays = dict[str, np.ndarray]
+
 __all__ = ["OPS", "BACKEND_OPS", "build"]
 
 
@@ -96,48 +98,42 @@ OPS = {"amax": _ref_amax, "scale_bias": _ref_scale_bias, "quantize_scaled": _ref
        "scaled_sequence": _ref_sequence}
 
 
-def _expand(q: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    if q.ndim == 0:
-        return np.broadcast_to(q, shape)
-    br, bc = -(-shape[0] // q.shape[0]), -(-shape[1] // q.shape[1])
-    return np.repeat(np.repeat(q, br, axis=0)[:shape[0]], bc, axis=1)[:, :shape[1]]
-
-
-def _backend_cast(backend: Any, x: np.ndarray, ref: dict[str, np.ndarray], suffix: str, fmt: str,
-                  rounding: str, saturate: bool) -> np.ndarray:
-    """``backend.quantize(x * quant_scale)`` with the product formed as fp8ref forms it (in the input's
-    precision: float64 for float64 input, float32 otherwise)."""
+def _backend_cast(backend: Any, x: np.ndarray, st: Any, rounding: str, saturate: bool) -> np.ndarray:
+    """``backend.quantize(x * quant_scale)``, the product formed as fp8ref forms it (in the input's
+    precision: float64 for float64 input, float32 otherwise), ``quant_scale`` expanded over its blocks."""
     wide = np.float64 if x.dtype == np.float64 else np.float32
-    q = _expand(ref["quant_scale" + suffix].astype(wide), x.shape)
+    q = st.expand(st.quant_scale).astype(wide)
     with np.errstate(over="ignore", invalid="ignore"):
         y = x.astype(wide) * q
-    return np.asarray(backend.quantize(y, fmt, rounding=rounding, saturate=saturate), dtype=np.uint8)
+    return np.asarray(backend.quantize(y, st.fmt, rounding=rounding, saturate=saturate), dtype=np.uint8)
 
 
-def _be_amax(backend: Any, params: dict[str, Any], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _be_amax(backend: Any, params: dict[str, Any], inputs: Arrays) -> Arrays:
     return {"amax": np.asarray(backend.amax(inputs["x"], axis=params["axis"]), dtype=np.float32)}
 
 
-def _be_scale_bias(backend: Any, params: dict[str, Any], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _be_scale_bias(backend: Any, params: dict[str, Any], inputs: Arrays) -> Arrays:
     raise fp8ref.backends.Unsupported("scale_bias is recipe arithmetic; backends implement only the casts",
                                       backend=backend.name, op="scale_bias")
 
 
 def _be_quantize_scaled(backend: Any, params: dict[str, Any],
                         inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    ref = _ref_quantize_scaled(params, inputs).outputs
-    out = dict(ref)
-    out["codes"] = _backend_cast(backend, inputs["x"], ref, "", params["format"], params["rounding"],
-                                 params["saturate"])
+    st = fp8ref.quantize_scaled(inputs["x"], params["format"], _recipe(params), rounding=params["rounding"],
+                                saturate=params["saturate"])
+    out, _ = _st_outputs(st)
+    out["codes"] = _backend_cast(backend, inputs["x"], st, params["rounding"], params["saturate"])
     return out
 
 
-def _be_sequence(backend: Any, params: dict[str, Any], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    ref = _ref_sequence(params, inputs).outputs
-    out = dict(ref)
+def _be_sequence(backend: Any, params: dict[str, Any], inputs: Arrays) -> Arrays:
+    out = dict(_ref_sequence(params, inputs).outputs)
+    recipe = _recipe(params)
+    state = None
     for i in range(params["steps"]):
-        out[f"codes.{i}"] = _backend_cast(backend, inputs[f"x.{i}"], ref, f".{i}", params["format"],
-                                          "nearest_even", True)
+        st = fp8ref.quantize_scaled(inputs[f"x.{i}"], params["format"], recipe, state=state)
+        state = st.state
+        out[f"codes.{i}"] = _backend_cast(backend, inputs[f"x.{i}"], st, "nearest_even", True)
     return out
 
 
@@ -211,8 +207,8 @@ def build() -> list[Case]:
     for i, g in enumerate(gains):
         xi = _x(100 + i, (16, 48))
         with np.errstate(invalid="ignore"):
-            xi = (xi * np.float32(g)) if np.isfinite(g) else np.where(np.arange(xi.size).reshape(xi.shape) == 5,
-                                                                        np.float32(np.inf), xi)
+            spike = np.arange(xi.size).reshape(xi.shape) == 5
+            xi = (xi * np.float32(g)) if np.isfinite(g) else np.where(spike, np.float32(np.inf), xi)
         steps[f"x.{i}"] = xi.astype(np.float32)
     seqs = [("delayed-h4-max", "Delayed", {"history_len": 4}),
             ("delayed-h3-recent-m1", "Delayed", {"history_len": 3, "algo": "most_recent", "margin": 1}),
@@ -221,5 +217,6 @@ def build() -> list[Case]:
     for fmt in ("E4M3", "E5M2"):
         for tag, rname, args in seqs:
             cases.append(Case(f"scaling/{fmt}/seq-{tag}", "scaled_sequence",
-                              {"format": fmt, "recipe": rname, "recipe_args": args, "steps": len(gains)}, steps))
+                              {"format": fmt, "recipe": rname, "recipe_args": args, "steps": len(gains)},
+                              steps))
     return cases

@@ -31,10 +31,10 @@ def as_float_array(x: Any, name: str = "x") -> np.ndarray:
             raise TypeError(f"{name} must be an array of floats, got {type(x).__name__}") from exc
         if a.dtype.kind in "iub" and isinstance(x, (int, bool)):
             raise TypeError(f"{name} must be a float or an array of floats, got {type(x).__name__}")
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
     dt = a.dtype
     if dt in (np.float16, np.float32, np.float64) or _is_bfloat16(dt):
-        if dt.byteorder == ">" or (dt.byteorder == "=" and not np.little_endian):
-            a = a.astype(dt.newbyteorder("="))
         return a
     raise TypeError(f"{name} must have dtype float16, bfloat16, float32 or float64, got {dt}")
 

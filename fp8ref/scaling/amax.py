@@ -19,7 +19,8 @@ _BITS = {
 
 def _bits_to_f32(m: np.ndarray, dt: np.dtype) -> np.ndarray:
     """Max bit patterns back to values, then to float32 (round to nearest even)."""
-    return np.asarray(m).view(dt).astype(np.float32)
+    with np.errstate(over="ignore"):
+        return np.asarray(m).view(dt).astype(np.float32)
 
 
 def amax_grid(w: np.ndarray, block: tuple[int, int], nan: str = "propagate") -> np.ndarray:

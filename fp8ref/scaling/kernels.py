@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from fp8ref.cast.kernels import encode_scalar, f32_to_bits
+
 
 @njit(cache=True, parallel=True)
 def amax_bits(u, mask, inf_bits, ignore_nan):  # pragma: no cover - compiled
@@ -61,3 +63,144 @@ def amax_bits_blocks(u, br, bc, mask, inf_bits, ignore_nan):  # pragma: no cover
                     m = v if v > m else m
                 out[bi, bj] = m
     return out
+
+
+# ---- the fused scale-and-cast kernels ----------------------------------------------------------------
+# Float32 encoder: ``a = bits & 0x7FFFFFFF``; the significand ``sig`` (hidden bit included for normal
+# float32) times ``2**(E - 23)`` is the value. In the target, the unit in the last place at exponent
+# ``ex = max(E, emin)`` is ``2**(ex - mbits)``, so ``n = round(sig / 2**s)`` with ``s = ex - E + 23 - mbits``
+# is the significand there, and the code of the magnitude is ``((ex - emin) << mbits) + n`` (the hidden
+# bit of ``n`` lands in the exponent field; a rounding carry moves to the next binade by itself). The
+# rounding is ``(sig + t) >> s`` with the increment ``t`` of the mode: nearest_even ``half - 1 + lsb``,
+# nearest_away ``half``, toward_zero 0, toward_positive/negative ``one - 1`` on the matching sign.
+
+
+def f32_encoder_params(fmt, saturate: bool, mode: int) -> tuple[int, ...] | None:
+    """Parameters of :func:`encode_f32` for ``fmt``, ``saturate`` and the deterministic rounding ``mode``
+    (0..4), or ``None`` where the float32 encoder does not apply (formats without zero, subnormals or NaN,
+    ``emin < -126``, ``mbits > 22``, more than 8 bits). The mode becomes branch-free integer flags:
+    the rounding increment is ``t = kh*half - k1 + kodd*lsb + (kpos if x > 0 else kneg)*(one - 1)``."""
+    if not (fmt.has_zero and fmt.has_subnormals and fmt.signed and fmt.nan != "none"
+            and fmt.emin >= -126 and fmt.mbits <= 22 and fmt.bits <= 8) or mode not in range(5):
+        return None
+    ovf = fmt.inf_code if fmt.inf_code is not None else fmt.nan_code
+    kh, k1, kodd = {0: (1, 1, 1), 1: (1, 0, 0)}.get(mode, (0, 0, 0))
+    kpos, kneg = int(mode == 3), int(mode == 4)
+    clamp_pos = int(bool(saturate) or mode in (2, 4))  # finite overflow of a positive value -> max
+    clamp_neg = int(bool(saturate) or mode in (2, 3))
+    return (fmt.mbits, fmt.emin, fmt.max_code, fmt.sign_mask, fmt.sign_mask if fmt.has_negative_zero else 0,
+            fmt.nan_code, ovf, int(bool(saturate)), kh, k1, kodd, kpos, kneg, clamp_pos, clamp_neg)
+
+
+@njit(cache=True, inline="always")
+def encode_f32(y, fp):  # pragma: no cover - compiled
+    """Code (int32) of the float32 ``y`` in the format and mode of ``fp`` (:func:`f32_encoder_params`)."""
+    mbits = np.int32(fp[0])
+    emin = np.int32(fp[1])
+    maxcode = np.int32(fp[2])
+    u = f32_to_bits(y)
+    neg = u < np.int32(0)
+    a = u & np.int32(0x7FFFFFFF)
+    e32 = a >> np.int32(23)
+    normal = e32 > np.int32(0)
+    sig = (a & np.int32(0x7FFFFF)) | (np.int32(0x800000) if normal else np.int32(0))
+    big_e = (e32 if normal else np.int32(1)) - np.int32(127)
+    ex = max(big_e, emin)
+    s = min(ex - big_e + np.int32(23) - mbits, np.int32(26))
+    one = np.int32(1) << s
+    t = (np.int32(fp[8]) * (one >> np.int32(1)) - np.int32(fp[9])
+         + np.int32(fp[10]) * ((sig >> s) & np.int32(1))
+         + np.int32(fp[12] if neg else fp[11]) * (one - np.int32(1)))
+    mag = ((ex - emin) << mbits) + ((sig + t) >> s)
+    clamp = (fp[14] if neg else fp[13]) != 0
+    if mag > maxcode:
+        mag = maxcode if clamp else np.int32(fp[6])
+    if e32 == np.int32(255):
+        inf_code = maxcode if fp[7] != 0 else np.int32(fp[6])
+        mag = np.int32(fp[5]) if (a & np.int32(0x7FFFFF)) != 0 else inf_code
+    sb = np.int32(fp[3]) if mag != np.int32(0) else np.int32(fp[4])
+    return (mag | sb) if neg else mag
+
+
+@njit(cache=True, parallel=True)
+def scaled_cast_flat_f32(x, q, fp, out):  # pragma: no cover - compiled
+    """``out[i] = encode(float32(x[i] * q))`` over 1-D float32 ``x``."""
+    for i in prange(x.size):
+        out[i] = encode_f32(x[i] * q, fp)
+
+
+@njit(cache=True, parallel=True)
+def scaled_cast_amax_flat_f32(x, q, fp, out):  # pragma: no cover - compiled
+    """One pass over memory: ``out[i] = encode(float32(x[i] * q))`` and the amax of ``x`` (NaN ignored, as
+    TransformerEngine's ``fmaxf``), returned as the float32 bit pattern. Each 4096-element tile is encoded
+    and then reduced while it is in cache, so both loops vectorise."""
+    n = x.size
+    tile = 4096
+    ntiles = (n + tile - 1) // tile
+    part = np.zeros(ntiles, dtype=np.int32)
+    bits = x.view(np.int32)
+    for c in prange(ntiles):
+        lo = c * tile
+        hi = min(n, lo + tile)
+        xs, os, bs = x[lo:hi], out[lo:hi], bits[lo:hi]  # slices: the loops below vectorise
+        for i in range(xs.size):
+            os[i] = encode_f32(xs[i] * q, fp)
+        m = np.int32(0)
+        for i in range(bs.size):
+            v = bs[i] & np.int32(0x7FFFFFFF)
+            v = v if v <= np.int32(0x7F800000) else np.int32(0)
+            m = max(m, v)
+        part[c] = m
+    m = np.int32(0)
+    for c in range(ntiles):
+        m = max(m, part[c])
+    return m
+
+
+@njit(cache=True, parallel=True)
+def scaled_cast_blocks_f32(x, qgrid, br, bc, fp, out):  # pragma: no cover - compiled
+    """``out[i, j] = encode(float32(x[i, j] * qgrid[i // br, j // bc]))`` over 2-D float32 ``x``."""
+    m_rows, n_cols = x.shape
+    gn = qgrid.shape[1]
+    for i in prange(m_rows):
+        bi = i // br
+        for bj in range(gn):
+            q = qgrid[bi, bj]
+            lo = bj * bc
+            hi = min(n_cols, lo + bc)
+            xs, os = x[i, lo:hi], out[i, lo:hi]
+            for j in range(xs.size):
+                os[j] = encode_f32(xs[j] * q, fp)
+
+
+@njit(cache=True, parallel=True)
+def scaled_cast_blocks_f64(x, qgrid, br, bc, p, mode, saturate, out):  # pragma: no cover - compiled
+    """Float64 input (or a format the float32 encoder does not cover): ``y = x * q`` in ``x``'s precision,
+    then the cast module's exact scalar encoder. Returns the number of elements without an encoding."""
+    m_rows, n_cols = x.shape
+    gn = qgrid.shape[1]
+    nerr = 0
+    for i in prange(m_rows):
+        bi = i // br
+        for bj in range(gn):
+            q = x.dtype.type(qgrid[bi, bj])
+            for j in range(bj * bc, min(n_cols, (bj + 1) * bc)):
+                c = encode_scalar(x[i, j] * q, p, mode, saturate, 0, 0)
+                if c < 0:
+                    nerr += 1
+                    c = 0
+                out[i, j] = c
+    return nerr
+
+
+@njit(cache=True, parallel=True)
+def scaled_cast_flat_f64(x, q, p, mode, saturate, out):  # pragma: no cover - compiled
+    """1-D version of :func:`scaled_cast_blocks_f64` with one multiplier ``q`` (already of ``x``'s type)."""
+    nerr = 0
+    for i in prange(x.size):
+        c = encode_scalar(x[i] * q, p, mode, saturate, 0, 0)
+        if c < 0:
+            nerr += 1
+            c = 0
+        out[i] = c
+    return nerr

@@ -22,6 +22,9 @@ from fp8ref.scaling.recipes import (
 )
 from fp8ref.scaling.tensor import ScaledTensor
 
+_STOCHASTIC = ("stochastic", "stochastic_fast", "stochastic_fastest")
+_FUSED = True  # the fused kernels; tests switch this off to run the reference path
+
 
 def _layout(w: np.ndarray, recipe: Any) -> tuple[str, tuple[int, ...]]:
     """(granularity name, block shape) of ``recipe`` on the array ``w``."""
@@ -61,8 +64,9 @@ def scale_values(w: np.ndarray, q: np.ndarray, block: tuple[int, ...]) -> np.nda
         return (w * qq).astype(w.dtype)
 
 
-def _cast(w: np.ndarray, q: np.ndarray, block: tuple[int, ...], fmt: Format, rounding: str, saturate: bool,
-          cast_kw: dict[str, Any]) -> np.ndarray:
+def _cast_unfused(w: np.ndarray, q: np.ndarray, block: tuple[int, ...], fmt: Format, rounding: str,
+                  saturate: bool, cast_kw: dict[str, Any]) -> np.ndarray:
+    """The reference path: ``scale_values`` then :func:`fp8ref.quantize` (any rounding mode)."""
     from fp8ref.cast import quantize
 
     y = scale_values(w, q, block)
@@ -71,6 +75,49 @@ def _cast(w: np.ndarray, q: np.ndarray, block: tuple[int, ...], fmt: Format, rou
         # NaN-scaled MX blocks: the block is NaN through its scale; element codes 0 where fmt has no NaN
         y = np.where(_expand(nan_scale, block, w.shape), w.dtype.type(0), y)
     return quantize(y, fmt, rounding=rounding, saturate=saturate, **cast_kw)
+
+
+def _fusable(fmt: Format, q: np.ndarray, rounding: str) -> bool:
+    from fp8ref.cast.oracle import STOCHASTIC_MODES
+
+    return rounding not in STOCHASTIC_MODES and not (fmt.nan_code is None and np.any(np.isnan(q)))
+
+
+def _cast_fused(w: np.ndarray, q: np.ndarray, block: tuple[int, ...], fmt: Format, rounding: str,
+                saturate: bool, with_amax: bool = False) -> tuple[np.ndarray, np.float32 | None]:
+    """One pass over ``w``: multiply by the block's ``q`` in ``w``'s precision and encode; with
+    ``with_amax`` (per tensor only) also the amax of ``w`` with NaN ignored."""
+    from fp8ref.cast import kernels as ck
+    from fp8ref.cast.oracle import ROUNDING_MODES
+    from fp8ref.scaling import kernels as k
+
+    mode = ROUNDING_MODES.index(rounding)
+    out = np.empty(w.shape, dtype=np.uint8)
+    fp = k.f32_encoder_params(fmt, saturate, mode) if w.dtype == np.float32 else None
+    amax_v = None
+    nerr = 0
+    if q.ndim == 0:
+        flat, oflat = w.reshape(-1), out.reshape(-1)
+        if fp is not None and with_amax:
+            m = k.scaled_cast_amax_flat_f32(flat, np.float32(q), fp, oflat)
+            amax_v = np.array(m, dtype=np.int32).view(np.float32)[()]
+        elif fp is not None:
+            k.scaled_cast_flat_f32(flat, np.float32(q), fp, oflat)
+        else:
+            nerr = k.scaled_cast_flat_f64(flat, w.dtype.type(q), ck.format_params(fmt), mode, bool(saturate),
+                                          oflat)
+    else:
+        br, bc = block
+        if fp is not None:
+            k.scaled_cast_blocks_f32(w, q, br, bc, fp, out)
+        else:
+            nerr = k.scaled_cast_blocks_f64(w, q, br, bc, ck.format_params(fmt), mode, bool(saturate), out)
+    if nerr:
+        raise ValueError(f"{nerr} element(s) of the scaled x have no encoding in {fmt.name}, which has no "
+                         "NaN: NaN input, or overflow with saturate=False")
+    if with_amax and amax_v is None:
+        amax_v = amax_flat(w, "ignore")
+    return out, amax_v
 
 
 def quantize_scaled(x: Any, fmt: Any, recipe: Any, *, rounding: str = "nearest_even", saturate: bool = True,
@@ -99,12 +146,17 @@ def quantize_scaled(x: Any, fmt: Any, recipe: Any, *, rounding: str = "nearest_e
     amax_g = None
     new_state = None
 
+    fused = _FUSED and rounding not in _STOCHASTIC
     if isinstance(recipe, Constant):
         q, s, bias = rules.constant(recipe.bias)
     elif isinstance(recipe, Delayed):
         st_in = _delayed_state(recipe, state)
         q, s, bias = rules.delayed_scales(st_in)
-        amax_g = np.asarray(amax_flat(w))
+        if fused:  # one pass: cast with the previous scale and take the amax on the way
+            codes, a_now = _cast_fused(w, q, block, fmt, rounding, saturate, with_amax=True)
+        else:
+            a_now = amax_flat(w, "ignore")  # TE's cast kernels: fmaxf, NaN ignored
+        amax_g = np.asarray(a_now, dtype=np.float32)
         new_state = rules.delayed_update(recipe, st_in, amax_g[()], fmt)
     else:
         amax_g = np.asarray(amax_flat(w)) if gname == "tensor" else amax_grid(w, block)
@@ -121,7 +173,12 @@ def quantize_scaled(x: Any, fmt: Any, recipe: Any, *, rounding: str = "nearest_e
             s = e8m0_to_f32(scale_codes)
             bias = np.where(scale_codes == 255, 0, 127 - scale_codes.astype(np.int32)).astype(np.int32)
 
-    codes = _cast(w, np.asarray(q, dtype=np.float32), block, fmt, rounding, saturate, cast_kw)
+    q = np.asarray(q, dtype=np.float32)
+    if not isinstance(recipe, Delayed) or not fused:
+        if fused and _fusable(fmt, q, rounding):
+            codes, _ = _cast_fused(w, q, block, fmt, rounding, saturate)
+        else:
+            codes = _cast_unfused(w, q, block, fmt, rounding, saturate, cast_kw)
     return ScaledTensor(codes=codes, fmt=fmt, scale=np.asarray(s, dtype=np.float32), bias=bias,
                         block=block, granularity=gname, scale_codes=scale_codes,
                         quant_scale=np.asarray(q, dtype=np.float32), amax=amax_g, state=new_state)

@@ -99,19 +99,21 @@ def _sign_minus(p: np.ndarray, n: int, work: np.ndarray, t1: float, t2: float) -
 
 @njit(cache=True, inline="always")
 def _is_odd(x: float) -> bool:
-    m, _ = math.frexp(x)
-    return (np.int64(m * 9007199254740992.0) & 1) == 1
+    return (np.float64(x).view(np.int64) & 1) == 1
 
 
 @njit(cache=True, inline="always")
 def _step(x: float, direction: int) -> float:
-    """The float64 neighbour of the nonzero normal ``x`` in ``direction`` (+1 up, -1 down)."""
-    m, e = math.frexp(x)
-    ulp = math.ldexp(1.0, e - 53)
-    toward_zero = (direction > 0) != (x > 0.0)
-    if toward_zero and abs(m) == 0.5:
-        ulp *= 0.5
-    return x + direction * ulp
+    """The float64 neighbour of the nonzero finite ``x`` in ``direction`` (+1 up, -1 down)."""
+    bits = np.float64(x).view(np.int64)
+    away = (direction > 0) == (x > 0.0)
+    return np.int64(bits + 1 if away else bits - 1).view(np.float64)
+
+
+@njit(cache=True, inline="always")
+def _pow2(e: int) -> float:
+    """2**e for a normal float64 exponent e (-1022 <= e <= 1023)."""
+    return np.int64((e + 1023) << 52).view(np.float64)
 
 
 @njit(cache=True, inline="always")
@@ -125,7 +127,8 @@ def _round_odd(q: float, sign: int) -> float:
 @njit(cache=True)
 def round_to_format(v: float, mbits: int, emin: int, maxval: float, has_inf: bool, neg_zero: bool) -> float:
     """Round the float64 ``v`` once, to nearest even, into a binary format (IEEE overflow rule: a result
-    that rounds past ``maxval`` with unbounded exponent is Inf where the format has it, else NaN)."""
+    that rounds past ``maxval`` with unbounded exponent is Inf where the format has it, else NaN).
+    ``v`` must be NaN, +-Inf, zero or normal in float64, and ``emin - mbits >= -1022``."""
     if v != v:
         return v
     a = abs(v)
@@ -134,12 +137,10 @@ def round_to_format(v: float, mbits: int, emin: int, maxval: float, has_inf: boo
     elif a == 0.0:
         r = 0.0
     else:
-        _, e = math.frexp(a)
-        e -= 1
+        e = ((np.float64(a).view(np.int64) >> 52) & 0x7FF) - 1023
         if e < emin:
             e = emin
-        q = math.ldexp(1.0, e - mbits)
-        r = np.rint(a / q) * q
+        r = np.rint(a * _pow2(mbits - e)) * _pow2(e - mbits)
         if r > maxval:
             r = math.inf if has_inf else math.nan
     if v < 0.0 and (r != 0.0 or neg_zero):
@@ -151,10 +152,11 @@ def round_to_format(v: float, mbits: int, emin: int, maxval: float, has_inf: boo
 def exact_epilogue(terms: np.ndarray, seg: np.ndarray, sa: np.ndarray, sb: np.ndarray,
                    bias: np.ndarray, has_bias: bool, sr: float, has_sr: bool,
                    mbits: int, emin: int, maxval: float, has_inf: bool, neg_zero: bool,
-                   out: np.ndarray) -> None:
+                   native: bool, out: np.ndarray) -> None:
     """``out[i, j] = round(( sum_t sa[i, seg[t]] * sb[seg[t], j] * terms[t, i, j] + bias[j] ) / sr)`` with
     the products, the sum and the quotient exact and one rounding: round to odd into float64, then round to
     nearest even into the target format (Boldo & Melquiond 2008). Finite inputs; an exact zero gives +0.
+    ``native``: ``out`` has the target's dtype (float32) and the assignment itself rounds (IEEE RNE).
     """
     nterm, m, n = terms.shape
     length = 2 * nterm + 4
@@ -188,6 +190,8 @@ def exact_epilogue(terms: np.ndarray, seg: np.ndarray, sa: np.ndarray, sb: np.nd
                     v = _divide_round_odd(p, k, work, hi, sr)
             if v == 0.0:
                 out[i, j] = 0.0
+            elif native:
+                out[i, j] = v
             else:
                 out[i, j] = round_to_format(v, mbits, emin, maxval, has_inf, neg_zero)
 

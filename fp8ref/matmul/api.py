@@ -34,16 +34,18 @@ def scaled_mm(a: Any, b: Any, scale_a: Any = 1.0, scale_b: Any = 1.0, *, a_forma
     m, k = opa.codes.shape
     k2, n = opb.codes.shape
     if k != k2:
+        if strict_torch:
+            raise ValueError(f"mat1 and mat2 shapes cannot be multiplied ({m}x{k} and {k2}x{n})")
         raise ValueError(f"a and b shapes cannot be multiplied: a is ({m}, {k}), b is ({k2}, {n}); "
                          "a's columns must equal b's rows")
     sa = _scales(opa, scale_a, "scale_a", "a", lambda s: inp.a_scales(s, m, k))
     sb = _scales(opb, scale_b, "scale_b", "b", lambda s: inp.b_scales(s, k, n))
     out = inp.output(out_dtype)
-    bias_v = inp.bias_values(bias, n)
     if strict_torch:
         from fp8ref.matmul.strict import check_torch
 
-        check_torch(opa, opb, sa, sb, bias, out, scale_result, m, k, n)
+        check_torch(opa, opb, scale_a, scale_b, bias, out, scale_result, m, k, n)
+    bias_v = inp.bias_values(bias, n)
     sr = _scale_result(scale_result, out, strict_torch)
     if isinstance(accumulate, str) and accumulate == "exact":
         return _exact(opa, opb, sa, sb, bias_v, sr, out, m, k, n)
@@ -141,7 +143,7 @@ def _exact(opa: inp.Operand, opb: inp.Operand, sa: inp.Scales, sb: inp.Scales, b
         r1 = min(m, r0 + rows)
         terms, seg = exact_terms(codes_a[r0:r1], opa.fmt, codes_b, opb.fmt, bounds, pa, pb)
         exact_epilogue(terms, seg, ga[r0:r1], gb, bias_arr, bias is not None, sr if plain_sr else 1.0,
-                       plain_sr, *params, res[r0:r1])
+                       plain_sr, *params, res_dtype == np.float32, res[r0:r1])
     if sr is not None and not plain_sr:
         with np.errstate(invalid="ignore", divide="ignore"):
             res = round_values(res / sr, out.fmt)

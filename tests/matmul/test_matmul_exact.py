@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ml_dtypes
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -47,11 +48,11 @@ def cases(draw, special: bool = False):
         for arr, f in ((a, fa), (b, fb)):
             bad = ~np.isfinite(f.values())
             arr[bad[arr]] = 0
-        if draw(st.booleans()) and m and k and n:  # force cancellation: a row and its negation
-            b[:, 0] = b[:, 0]
-            a[0, :] = a[0, :]
-            a = np.concatenate([a, a[:1] ^ np.uint8(0x80)], axis=0) if fa.nan != "fnuz" else a
-            m = a.shape[0]
+        if draw(st.booleans()) and k >= 2:  # cancellation: a = [x, -x], b = [y; y] gives an exact 0
+            h = k // 2
+            x = a[:, :h]
+            a[:, h:2 * h] = np.where(x & 0x7F, x ^ np.uint8(0x80), x)
+            b[h:2 * h] = b[:h]
     (sha, bla), (shb, blb) = a_grid_block(ga, m, k), b_grid_block(gb, k, n)
     sa = _scale_values(draw, sha if ga != "tensor" else (), special)
     sb = _scale_values(draw, shb if gb != "tensor" else (), special)
@@ -96,3 +97,93 @@ def test_exact_equals_oracle(case) -> None:
 @given(cases(special=True))
 def test_exact_equals_oracle_with_nan_inf(case) -> None:
     _check(case)
+
+
+def _vals(codes: np.ndarray, fmt) -> np.ndarray:
+    return fmt.values()[codes]
+
+
+def test_cancellation_to_zero_is_positive_zero() -> None:
+    a = np.array([[0x38, 0xB8, 0x80, 0x80]], dtype=np.uint8)  # 1, -1, -0, -0
+    b = np.array([[0x40], [0x40], [0x38], [0x38]], dtype=np.uint8)  # 2, 2, 1, 1
+    for out in OUT_FORMATS:
+        r = fp8ref.scaled_mm(a, b, -3.0, 0.5, out_dtype=out).astype(np.float64)
+        assert r[0, 0] == 0 and not np.signbit(r[0, 0])
+    # all terms -0 and a -0 bias: still +0 (an exact zero is +0)
+    a2 = np.array([[0x80, 0x80]], dtype=np.uint8)
+    b2 = np.array([[0x38], [0x38]], dtype=np.uint8)
+    r = fp8ref.scaled_mm(a2, b2, bias=np.array([-0.0], np.float32))
+    assert r[0, 0] == 0 and not np.signbit(r[0, 0])
+
+
+def test_tiny_negative_result_keeps_its_sign() -> None:
+    a = np.array([[0x01]], dtype=np.uint8)  # 2^-9
+    b = np.array([[0x81]], dtype=np.uint8)  # -2^-9
+    r = fp8ref.scaled_mm(a, b, 2.0**-100, 1.0, out_dtype=fp8ref.FP16)
+    assert r[0, 0] == 0 and np.signbit(r[0, 0])
+    r = fp8ref.scaled_mm(a, b, 2.0**-100, 1.0, out_dtype=fp8ref.E4M3FNUZ)
+    assert r.view(np.uint8)[0, 0] == 0  # FNUZ has no -0
+
+
+def test_output_overflow() -> None:
+    a = np.full((1, 4), 0x7E, dtype=np.uint8)  # 448
+    b = np.full((4, 1), 0x7E, dtype=np.uint8)
+    assert np.isnan(fp8ref.scaled_mm(a, b, out_dtype=fp8ref.E4M3).astype(np.float32)[0, 0])
+    assert fp8ref.scaled_mm(a, b, out_dtype=fp8ref.E5M2).astype(np.float32)[0, 0] == np.inf
+    assert fp8ref.scaled_mm(a, b, out_dtype=fp8ref.FP16)[0, 0] == np.inf
+    assert np.isnan(fp8ref.scaled_mm(a, b, out_dtype=fp8ref.E4M3FNUZ).astype(np.float32)[0, 0])
+    # the threshold is the rounding boundary: 464 rounds to 448 (tie to even), just above goes to NaN
+    one = np.array([[0x38]], dtype=np.uint8)
+    assert fp8ref.scaled_mm(one, one, 464.0, 1.0, out_dtype=fp8ref.E4M3).astype(np.float32)[0, 0] == 448
+    r = fp8ref.scaled_mm(one, one, np.nextafter(np.float32(464), np.float32(500)), 1.0, out_dtype=fp8ref.E4M3)
+    assert np.isnan(r.astype(np.float32)[0, 0])
+    big = fp8ref.scaled_mm(one, one, 3e38, 3e38)
+    assert big[0, 0] == np.inf
+
+
+def test_single_rounding_not_double() -> None:
+    # exact value 1 + 2^-8 + 2^-40: rounding to float64 first would give a bf16 tie (1 + 2^-8 -> 1),
+    # the single rounding goes up to 1 + 2^-7
+    a = np.array([[0x38, 0x18, 0x18]], dtype=np.uint8)  # 1, 2^-4, 2^-4
+    b = np.array([[0x38], [0x18], [0x01]], dtype=np.uint8)  # 1, 2^-4, 2^-9
+    r = fp8ref.scaled_mm(a, b, 1.0, 1.0, out_dtype=fp8ref.BF16, bias=np.array([-2.0**-13], np.float32))
+    want = scaled_mm_oracle(a, fp8ref.E4M3, b, fp8ref.E4M3, np.ones((1, 3)), np.ones((3, 1)),
+                            np.array([-2.0**-13]), None, fp8ref.BF16)
+    assert float(r[0, 0]) == want[0, 0]
+
+
+@pytest.mark.parametrize("fa,fb", [(fa, fb) for fa in IN_FORMATS for fb in IN_FORMATS])
+def test_adversarial_dynamic_range(fa, fb) -> None:
+    """Largest and smallest magnitudes mixed in one dot product: the split plan must stay exact."""
+    rng = np.random.default_rng(7)
+    k = 300
+    va, vb = fa.values(), fb.values()
+    fin_a = np.nonzero(np.isfinite(va) & (va != 0))[0]
+    fin_b = np.nonzero(np.isfinite(vb) & (vb != 0))[0]
+    a = rng.choice(fin_a, (3, k)).astype(np.uint8)
+    b = rng.choice(fin_b, (k, 2)).astype(np.uint8)
+    a[:, 0] = fin_a[np.argmax(np.abs(va[fin_a]))]
+    a[:, 1] = fin_a[np.argmin(np.abs(va[fin_a]))]
+    sa = np.array([[1.0], [2.0**-30], [3.0]], np.float32)
+    for out in (fp8ref.FP32, fp8ref.BF16):
+        got = fp8ref.scaled_mm(a, b, sa, 1.0, a_format=fa, b_format=fb, out_dtype=out).astype(np.float64)
+        want = scaled_mm_oracle(a, fa, b, fb, np.repeat(sa.astype(np.float64), k, 1), np.ones((k, 2)), None,
+                                None, out)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_long_k_beyond_the_float64_bound() -> None:
+    """E4M3 x E4M3 with K = 200000 > 171196: the K range is chunked; compare with an exact integer sum."""
+    rng = np.random.default_rng(3)
+    k = 200_000
+    a = rng.choice([0x7E, 0x01, 0xFE, 0x81, 0x3A], (1, k)).astype(np.uint8)
+    b = rng.choice([0x7E, 0x01, 0x81, 0x39], (k, 1)).astype(np.uint8)
+    got = fp8ref.scaled_mm(a, b, out_dtype=fp8ref.FP32)
+    ia = (_vals(a[0], fp8ref.E4M3) * 2**9).astype(np.int64)
+    ib = (_vals(b[:, 0], fp8ref.E4M3) * 2**9).astype(np.int64)
+    exact = sum(int(x) * int(y) for x, y in zip(ia.tolist(), ib.tolist(), strict=True))
+    from fractions import Fraction
+
+    from fp8ref.matmul.oracle import round_exact
+
+    assert float(got[0, 0]) == round_exact(Fraction(exact, 2**18), fp8ref.FP32)

@@ -153,12 +153,15 @@ class Backend:
         """``fp8ref.amax``: ``max(|x|)`` over ``axis`` as float32 (a ``np.float32`` for ``axis=None``)."""
         raise Unsupported("amax is not implemented", backend=self.name, op="amax")
 
-    def scaled_mm(self, a: Any, b: Any, scale_a: Any = 1.0, scale_b: Any = 1.0, *, a_format: Any,
-                  b_format: Any, bias: Any = None, out_dtype: Any = np.float32, scale_result: Any = None,
-                  accumulate: Any = None) -> np.ndarray:
-        """``fp8ref.scaled_mm`` on codes ``a`` (M, K) and ``b`` (K, N).
+    def scaled_mm(self, a: Any, b: Any, scale_a: Any = 1.0, scale_b: Any = 1.0, *, a_format: Any = "E4M3",
+                  b_format: Any = "E4M3", bias: Any = None, out_dtype: Any = np.float32,
+                  scale_result: Any = None, accumulate: Any = None, strict_torch: bool = False) -> np.ndarray:
+        """``fp8ref.scaled_mm`` of ``a`` (M, K) and ``b`` (K, N): codes, ml_dtypes FP8 arrays or
+        ScaledTensors; the output as ``fp8ref.scaled_mm`` returns it (FP8 outputs as ml_dtypes arrays).
 
-        ``accumulate=None`` runs the backend's own accumulation (``capabilities.accumulation``).
+        ``accumulate=None`` runs the backend's own accumulation (``capabilities.accumulation``); any other
+        value is accepted only by backends with ``capabilities.accumulation_selectable`` or when it names the
+        claimed accumulation (:meth:`check_accumulate`).
         """
         raise Unsupported("scaled_mm is not implemented", backend=self.name, op="scaled_mm")
 

@@ -62,13 +62,11 @@ class ReferenceBackend(Backend):
 
         return amax(x, axis=axis, nan=nan)
 
-    def scaled_mm(self, a: Any, b: Any, scale_a: Any = 1.0, scale_b: Any = 1.0, *, a_format: Any,
-                  b_format: Any, bias: Any = None, out_dtype: Any = np.float32, scale_result: Any = None,
-                  accumulate: Any = None) -> np.ndarray:
+    def scaled_mm(self, a: Any, b: Any, scale_a: Any = 1.0, scale_b: Any = 1.0, *, a_format: Any = "E4M3",
+                  b_format: Any = "E4M3", bias: Any = None, out_dtype: Any = np.float32,
+                  scale_result: Any = None, accumulate: Any = None, strict_torch: bool = False) -> np.ndarray:
         from fp8ref.matmul import scaled_mm
 
-        kwargs: dict[str, Any] = {}
-        if accumulate is not None:
-            kwargs["accumulate"] = accumulate
         return scaled_mm(a, b, scale_a, scale_b, a_format=a_format, b_format=b_format, bias=bias,
-                         out_dtype=out_dtype, scale_result=scale_result, **kwargs)
+                         out_dtype=out_dtype, scale_result=scale_result,
+                         accumulate="exact" if accumulate is None else accumulate, strict_torch=strict_torch)

@@ -27,9 +27,8 @@ from typing import Any
 import numpy as np
 
 from fp8ref.backends._arrays import code_input, dequant_dtype, float_input, write_out
-from fp8ref.backends.base import Backend, BackendUnavailable, Capabilities, dtype_name, scale_granularity
+from fp8ref.backends.base import Backend, BackendUnavailable, Capabilities, dtype_name
 from fp8ref.formats import FP8_FORMATS, Format
-from fp8ref.formats import format as _resolve_format
 
 __all__ = ["TorchBackend", "TorchRules", "CPU_RULES", "CUDA_RULES", "TORCH_DTYPES", "torch_cpu",
            "torch_cpu_fastaccum", "torch_cuda", "torch_cuda_fastaccum", "pad_to", "cuda_unavailable_reason"]
@@ -235,27 +234,30 @@ class TorchBackend(Backend):
         res = self._from_torch(r.to(t.float32))
         return np.float32(res[()]) if axis is None else res
 
-    def scaled_mm(self, a: Any, b: Any, scale_a: Any = 1.0, scale_b: Any = 1.0, *, a_format: Any,
-                  b_format: Any, bias: Any = None, out_dtype: Any = np.float32, scale_result: Any = None,
-                  accumulate: Any = None) -> np.ndarray:
+    def scaled_mm(self, a: Any, b: Any, scale_a: Any = 1.0, scale_b: Any = 1.0, *, a_format: Any = "E4M3",
+                  b_format: Any = "E4M3", bias: Any = None, out_dtype: Any = np.float32,
+                  scale_result: Any = None, accumulate: Any = None, strict_torch: bool = False) -> np.ndarray:
         self.check_op("scaled_mm")
         self.check_accumulate(accumulate)
         prep = prepare_scaled_mm(self, a, b, scale_a, scale_b, a_format=a_format, b_format=b_format,
-                                 bias=bias, out_dtype=out_dtype, scale_result=scale_result)
-        t = self._t
+                                 bias=bias, out_dtype=out_dtype, scale_result=scale_result,
+                                 strict_torch=strict_torch)
         try:
-            r = t._scaled_mm(prep.a, prep.b, prep.scale_a, prep.scale_b, bias=prep.bias,
-                             scale_result=prep.scale_result, out_dtype=prep.out_dtype,
-                             use_fast_accum=self.fast_accum)
+            r = self._t._scaled_mm(prep.a, prep.b, prep.scale_a, prep.scale_b, bias=prep.bias,
+                                   scale_result=prep.scale_result, out_dtype=prep.out_dtype,
+                                   use_fast_accum=self.fast_accum)
         except (RuntimeError, ValueError, TypeError) as exc:
-            raise self.unsupported("scaled_mm", f"torch._scaled_mm refused: {str(exc).splitlines()[0]}") \
-                from exc
-        return self._from_torch(r[:, : prep.n])
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise self.unsupported("scaled_mm", f"torch._scaled_mm refused: {first}") from exc
+        res = self._from_torch(r[: prep.m, : prep.n])
+        if prep.out_format.bits <= 8:  # FP8 output: the reference returns the ml_dtypes FP8 array
+            return res.view(prep.out_format.ml_dtype)
+        return res
 
 
 @dataclass(frozen=True)
 class PreparedMM:
-    """Torch tensors ready for ``torch._scaled_mm`` (padded) and the unpadded output width ``n``."""
+    """Torch tensors ready for ``torch._scaled_mm`` (padded), and the unpadded output shape."""
 
     a: Any
     b: Any
@@ -264,6 +266,8 @@ class PreparedMM:
     bias: Any
     scale_result: Any
     out_dtype: Any
+    out_format: Format
+    m: int
     n: int
     k_padded: int
     n_padded: int
@@ -278,99 +282,108 @@ def _exact_as(values: np.ndarray, target: str) -> np.ndarray | None:
     else:
         conv = values.astype(target)
     back = conv.astype(np.float64)
-    src = values.astype(np.float64)
-    same = (back == src) | (np.isnan(back) & np.isnan(src))
-    if not np.all(same):
-        return None
-    return conv
+    same = (back == values) | (np.isnan(back) & np.isnan(values))
+    return conv if bool(np.all(same)) else None
 
 
 def prepare_scaled_mm(backend: TorchBackend, a: Any, b: Any, scale_a: Any, scale_b: Any, *, a_format: Any,
-                      b_format: Any, bias: Any, out_dtype: Any, scale_result: Any) -> PreparedMM:
-    """Check ``torch._scaled_mm``'s rules for ``backend.rules`` and build the (padded) torch arguments.
+                      b_format: Any, bias: Any, out_dtype: Any, scale_result: Any,
+                      strict_torch: bool = False) -> PreparedMM:
+    """Check the arguments as ``fp8ref.scaled_mm`` does (same errors for bad input), then the rules of
+    ``torch._scaled_mm`` in ``backend.rules`` (:class:`Unsupported`); build the padded torch arguments."""
+    from fp8ref.matmul import inputs as inp
 
-    Raises :class:`Unsupported` for what the rules refuse, ``ValueError`` / ``TypeError`` for bad input.
-    """
-    t = backend._t
+    opa = inp.operand(a, a_format, "a", "a_format")
+    opb = inp.operand(b, b_format, "b", "b_format")
+    M, K = opa.codes.shape
+    K2, N = opb.codes.shape
+    if K != K2:
+        raise ValueError(f"a and b shapes cannot be multiplied: a is ({M}, {K}), b is ({K2}, {N}); "
+                         "a's columns must equal b's rows")
+    sa = _operand_scales(opa, scale_a, "scale_a", "a", lambda s: inp.a_scales(s, M, K))
+    sb = _operand_scales(opb, scale_b, "scale_b", "b", lambda s: inp.b_scales(s, K, N))
+    out = inp.output(out_dtype)
+    bias_v = inp.bias_values(bias, N)
+    sr = None
+    if scale_result is not None:
+        arr = np.asarray(scale_result)
+        if arr.size != 1 or arr.dtype.kind not in "iuf":
+            raise ValueError(f"scale_result must be a float scalar, got {arr.dtype} of shape {arr.shape}")
+        if out.fmt.bits > 8:
+            if not strict_torch:
+                raise ValueError(f"scale_result divides the result before an FP8 cast; out_dtype="
+                                 f"{out.fmt.name} is not FP8 (torch ignores it there: pass strict_torch=True "
+                                 "for that behaviour)")
+        else:
+            sr = np.float32(arr.reshape(()))
+
     rules = backend.rules
-    fa, fb = _resolve_format(a_format), _resolve_format(b_format)
+    fa, fb = opa.fmt, opb.fmt
     if (fa.name, fb.name) not in rules.mm_formats:
         raise backend.unsupported("scaled_mm", f"a_format={fa.name}, b_format={fb.name}: torch._scaled_mm on "
-                                               f"{rules.device} accepts {rules.mm_formats}")
-    A, B = code_input(a, "a"), code_input(b, "b")
-    if A.ndim != 2 or B.ndim != 2:
-        raise ValueError(f"a and b must be 2-D code arrays, got shapes {A.shape} and {B.shape}")
-    M, K = A.shape
-    K2, N = B.shape
-    if K != K2:
-        raise ValueError(f"a and b: inner dimensions differ ({A.shape} @ {B.shape})")
-    out_name = dtype_name(out_dtype)
+                                               f"{rules.device} accepts {list(rules.mm_formats)}")
+    out_name = dtype_name(out.fmt)
     if out_name not in rules.out_dtypes:
-        raise backend.unsupported("scaled_mm", f"out_dtype={out_name}: torch._scaled_mm accepts "
-                                               f"{rules.out_dtypes}")
-    ga = scale_granularity(scale_a, M, K, "a")
-    gb = scale_granularity(scale_b, K, N, "b")
-    if (ga, gb) not in rules.granularities:
-        raise backend.unsupported("scaled_mm", f"scale granularity a={ga}, b={gb}: torch._scaled_mm takes "
-                                               "tensor-wise (tensor, tensor) or row-wise (row, column)")
-    sa = _exact_as(np.asarray(scale_a, dtype=np.float64), "float32")
-    sb = _exact_as(np.asarray(scale_b, dtype=np.float64), "float32")
-    if sa is None or sb is None:
-        raise backend.unsupported("scaled_mm", "scales must be float32 values for torch._scaled_mm")
+        raise backend.unsupported("scaled_mm", f"out_dtype={out_name}: torch._scaled_mm on {rules.device} "
+                                               f"accepts {list(rules.out_dtypes)}")
+    if (sa.granularity, sb.granularity) not in rules.granularities:
+        raise backend.unsupported("scaled_mm", f"scale granularities a={sa.granularity}, b={sb.granularity}: "
+                                               "torch._scaled_mm takes (tensor, tensor) or (row, column)")
     Kp, Np = pad_to(K, rules.pad_multiple), pad_to(N, rules.pad_multiple)
 
     A_p = np.zeros((M, Kp), np.uint8)
-    A_p[:, :K] = A
+    A_p[:, :K] = opa.codes
     Bt_p = np.zeros((Np, Kp), np.uint8)  # row-major (N, K): its transpose is b, column-major
-    Bt_p[:N, :K] = B.T
+    Bt_p[:N, :K] = opb.codes.T
     ta = backend._to_torch(A_p).view(backend._fp8_dtype(fa))
     tb = backend._to_torch(Bt_p).view(backend._fp8_dtype(fb)).t()
 
-    if ga == "tensor":
-        tsa = backend._to_torch(sa.reshape(()))
-        tsb = backend._to_torch(sb.reshape(()))
+    ga = sa.grid.astype(np.float32)  # float32 values (inputs.py rounds everything else to float32)
+    gb = sb.grid.astype(np.float32)
+    if sa.granularity == "tensor":
+        tsa = backend._to_torch(ga.reshape(()))
+        tsb = backend._to_torch(gb.reshape(()))
     else:
         sb_p = np.ones((1, Np), np.float32)
-        sb_p[:, :N] = sb.reshape(1, N)
-        tsa = backend._to_torch(sa.reshape(M, 1))
+        sb_p[:, :N] = gb.reshape(1, N)
+        tsa = backend._to_torch(ga.reshape(M, 1))
         tsb = backend._to_torch(sb_p)
 
     tbias = None
-    if bias is not None:
-        bvals = np.asarray(bias)
-        if bvals.dtype.kind != "f" and bvals.dtype.name != "bfloat16":
-            raise TypeError(f"bias: expected a floating-point array, got dtype {bvals.dtype}")
-        if bvals.shape != (N,):
-            raise ValueError(f"bias: expected shape ({N},), got {bvals.shape}")
+    if bias_v is not None:
         allowed = rules.bias_dtypes.get(out_name, ())
         if not allowed:
             raise backend.unsupported("scaled_mm", f"bias with out_dtype={out_name} is refused by "
                                                    f"torch._scaled_mm on {rules.device}")
         conv = None
         for cand in allowed:
-            conv = _exact_as(bvals, cand)
+            conv = _exact_as(bias_v, cand)
             if conv is not None:
                 break
         if conv is None:
             raise backend.unsupported("scaled_mm", f"bias values are not exactly representable in "
                                                    f"{' or '.join(allowed)} (torch's bias dtype for "
                                                    f"out_dtype={out_name})")
-        pad = np.zeros((Np,), conv.dtype)
-        pad[:N] = conv
-        tbias = backend._to_torch(pad)
+        padded = np.zeros((Np,), conv.dtype)
+        padded[:N] = conv
+        tbias = backend._to_torch(padded)
 
-    tres = None
-    if scale_result is not None:
-        sr = _exact_as(np.asarray(scale_result, dtype=np.float64).reshape(()), "float32")
-        if sr is None:
-            raise backend.unsupported("scaled_mm", "scale_result must be a float32 value")
-        tres = backend._to_torch(sr)
-
-    if out_name in _FP8:
-        tout = backend._fp8_dtype(_resolve_format(out_name))
+    tres = None if sr is None else backend._to_torch(np.asarray(sr, np.float32).reshape(()))
+    if out.fmt.bits <= 8:
+        tout = backend._fp8_dtype(out.fmt)
     else:
-        tout = getattr(t, out_name)
-    return PreparedMM(ta, tb, tsa, tsb, tbias, tres, tout, N, Kp, Np)
+        tout = getattr(backend._t, out_name)
+    return PreparedMM(ta, tb, tsa, tsb, tbias, tres, tout, out.fmt, M, N, Kp, Np)
+
+
+def _operand_scales(op: Any, s: Any, name: str, opname: str, parse: Any) -> Any:
+    """The scales of one operand: a ScaledTensor's own, or ``s`` parsed (as ``fp8ref.scaled_mm`` does)."""
+    if op.scales is not None:
+        if not (np.ndim(s) == 0 and not isinstance(s, (bool, np.bool_)) and float(s) == 1.0):
+            raise ValueError(f"{opname} is a ScaledTensor, which carries its own scales: leave {name} at its "
+                             "default (1.0)")
+        return op.scales
+    return parse(s)
 
 
 # ---- factories registered as built-ins ---------------------------------------------------------------------

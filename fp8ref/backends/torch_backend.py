@@ -31,7 +31,8 @@ from fp8ref.backends.base import Backend, BackendUnavailable, Capabilities, dtyp
 from fp8ref.formats import FP8_FORMATS, Format
 
 __all__ = ["TorchBackend", "TorchRules", "CPU_RULES", "CUDA_RULES", "TORCH_DTYPES", "torch_cpu",
-           "torch_cpu_fastaccum", "torch_cuda", "torch_cuda_fastaccum", "pad_to", "cuda_unavailable_reason"]
+           "torch_cpu_fastaccum", "torch_cuda", "torch_cuda_fastaccum", "pad_to", "cuda_unavailable_reason",
+           "claimed_accumulation", "prepare_scaled_mm", "PreparedMM"]
 
 #: Format.name -> torch dtype attribute
 TORCH_DTYPES = {
@@ -113,15 +114,20 @@ def pad_to(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def _claimed_accumulation(device: str, fast_accum: bool) -> str | None:
-    """The accumulation preset the CUDA kernels are expected to follow on this GPU, if fp8ref has one."""
-    if device == "cpu":
-        return "fp32"
-    torch = _torch()
-    cap = torch.cuda.get_device_capability()
-    if cap[0] == 9:  # Hopper: H100 / H200 wgmma
-        return "h100-fp8-fastaccum" if fast_accum else "h100-fp8"
-    return None
+def claimed_accumulation(device_name: str, capability: tuple[int, int], fast_accum: bool) -> str | None:
+    """The accumulation preset of :mod:`fp8ref.accum` that ``torch._scaled_mm`` on this GPU is expected to
+    follow (cuBLASLt / CUTLASS FP8 kernels: promotion to fp32 every 128 K-elements unless ``fast_accum``),
+    or ``None`` where fp8ref has no model. A claim for the harness to test, not a fact."""
+    name = device_name.upper()
+    if capability[0] == 9:  # Hopper wgmma
+        gpu = "h200" if "H200" in name else "h100"
+    elif capability == (8, 9):  # Ada mma
+        gpu = "l40s" if "L40S" in name else "ada"
+    elif capability[0] == 10:  # Blackwell tcgen05: no fast-accumulation variant in the model table
+        return "b200-fp8"
+    else:
+        return None
+    return f"{gpu}-fp8-fastaccum" if fast_accum else f"{gpu}-fp8"
 
 
 class TorchBackend(Backend):
@@ -163,8 +169,9 @@ class TorchBackend(Backend):
             mm_formats=self.rules.mm_formats,
             granularities=self.rules.granularities,
             out_dtypes=self.rules.out_dtypes,
-            accumulation=_claimed_accumulation(self.rules.device if device == "cpu" else device,
-                                               self.fast_accum),
+            accumulation="fp32" if device == "cpu" else claimed_accumulation(
+                torch.cuda.get_device_name(device), torch.cuda.get_device_capability(device),
+                self.fast_accum),
             accumulation_selectable=False,
             device=device,
             deviations=tuple(deviations),

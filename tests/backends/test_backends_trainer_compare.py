@@ -1,0 +1,120 @@
+"""compare_trainer: identical runs, an injected one-ulp deviation found exactly, refusals reported."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fp8ref import backends
+from fp8ref.backends.reference import ReferenceBackend
+from fp8ref.backends.trainer_compare import compare_trainer, format_report, ulp_distance
+
+SMALL = dict(batch_size=4, block_size=16)
+
+
+class _FlipOne(ReferenceBackend):
+    """The reference, except that the ``at``-th scaled_mm call returns out[0, 0] one ulp larger."""
+
+    name = "flip-one"
+    at = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def scaled_mm(self, *args, **kwargs):
+        out = super().scaled_mm(*args, **kwargs)
+        if self.calls == self.at:
+            out = out.copy()
+            out[0, 0] = np.nextafter(out[0, 0], np.float32(np.inf))
+        self.calls += 1
+        return out
+
+
+class _NoMM(ReferenceBackend):
+    name = "no-mm"
+
+    def scaled_mm(self, *args, **kwargs):
+        raise self.unsupported("scaled_mm", "no GEMM here")
+
+
+def _fp8_layers() -> list[str]:
+    from fp8ref.nn.config import TrainConfig
+    from fp8ref.nn.train import build_model, load_data
+
+    cfg = TrainConfig.from_preset("tiny", recipe="fp8-amax", **SMALL)
+    _, fp8 = build_model(cfg, load_data(cfg).vocab_size)
+    return list(fp8)
+
+
+def test_reference_against_itself_is_identical() -> None:
+    r = compare_trainer("reference", steps=2, **SMALL)
+    assert r["identical"] and r["status"] == "ok" and r["first_divergence"] is None
+    assert r["steps_run"] == 2 and [s["differing_tensors"] for s in r["per_step"]] == [0, 0]
+    assert r["reference_accumulate"] == "exact"
+    json.dumps(r)
+    assert "identical" in format_report(r)
+
+
+@pytest.mark.parametrize("phase_call", ["forward", "backward-dx", "backward-dw"])
+def test_injected_deviation_is_located(phase_call: str) -> None:
+    layers = _fp8_layers()
+    n = len(layers)
+    be = _FlipOne()
+    # step 1: n forward GEMMs (layer order), then per layer in reverse order dx then dw
+    if phase_call == "forward":
+        be.at, want = 3 * n + 1, ("forward", layers[1], "y")
+    elif phase_call == "backward-dx":
+        be.at, want = 3 * n + n, ("backward", layers[-1], "dx")
+    else:
+        be.at, want = 3 * n + n + 1, ("backward", layers[-1], "dw")
+    r = compare_trainer(be, steps=2, **SMALL)
+    fd = r["first_divergence"]
+    assert fd is not None and not r["identical"]
+    assert (fd["step"], fd["phase"], fd["layer"], fd["tensor"]) == (1, *want)
+    assert fd["differing"] == 1 and fd["max_ulps"] == 1 and fd["index"] == [0, 0]
+    assert fd["backend_value"] == float(np.nextafter(np.float32(fd["reference_value"]), np.float32(np.inf)))
+    assert r["per_step"][0]["differing_tensors"] == 0
+    assert "step 1" in format_report(r)
+
+
+def test_stop_at_first_and_unsupported() -> None:
+    be = _FlipOne()
+    be.at = 0
+    r = compare_trainer(be, steps=3, stop_at_first=True, **SMALL)
+    assert r["steps_run"] == 1 and r["first_divergence"]["step"] == 0
+    r = compare_trainer(_NoMM(), steps=2, **SMALL)
+    assert r["status"] == "unsupported" and "no GEMM here" in r["reason"] and r["steps_run"] == 0
+    assert not r["identical"]
+
+
+def test_torch_cpu_runs_and_reports() -> None:
+    pytest.importorskip("torch")
+    r = compare_trainer("torch-cpu", steps=1, **SMALL)
+    assert r["status"] == "ok" and r["reference_accumulate"] == "fp32" and r["steps_run"] == 1
+    json.dumps(r)
+
+
+def test_arguments() -> None:
+    with pytest.raises(ValueError, match="steps"):
+        compare_trainer("reference", steps=0)
+    with pytest.raises(ValueError, match="fp32"):
+        compare_trainer("reference", steps=1, recipe="fp32")
+    with pytest.raises(ValueError, match="unknown backend"):
+        compare_trainer("nope", steps=1)
+
+
+def test_ulp_distance() -> None:
+    a = np.array([1.0, -0.0, np.nan, 2.0], np.float32)
+    b = np.array([np.nextafter(np.float32(1), np.float32(2)), 0.0, np.nan, 2.0], np.float32)
+    assert ulp_distance(a, b) == (2, 1, (0,))
+    assert ulp_distance(a, a) == (0, 0, None)
+    assert ulp_distance(np.array([np.nan], np.float32), np.array([1.0], np.float32))[1] == "nan"
+    # FP8 codes: 0x38 (1.0) vs 0x3A (1.25) are 2 codes apart; 0x01 vs 0x81 straddle zero
+    c1 = np.array([0x38, 0x01], np.uint8)
+    c2 = np.array([0x3A, 0x81], np.uint8)
+    assert ulp_distance(c1, c2, "E4M3") == (2, 2, (0,))
+    assert ulp_distance(np.array([3]), np.array([5])) == (1, 2, (0,))
+    assert backends.get("reference").name == "reference"

@@ -68,19 +68,39 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _trainer(args: argparse.Namespace) -> int:
+    """``--trainer``: fp8ref.backends.trainer_compare.compare_trainer, rendered; exit 0 identical, 1 diverged,
+    2 when the backend refused or failed an operation."""
+    from fp8ref.backends import BackendUnavailable
+    from fp8ref.backends.trainer_compare import compare_trainer
+
+    kw = {} if args.steps is None else {"steps": args.steps}
     try:
-        from fp8ref.backends.trainer_compare import compare_trainer
-    except ImportError as exc:
+        result = compare_trainer(args.backend, **kw)
+    except (ValueError, KeyError, BackendUnavailable) as exc:
         print(f"fp8ref conform --trainer: {exc}", file=sys.stderr)
         return 2
-    kw = {} if args.steps is None else {"steps": args.steps}
-    result = compare_trainer(args.backend, **kw)
-    text = result.format() if hasattr(result, "format") else str(result)
-    print(text)
+    print(format_trainer(result))
     if args.report:
-        data = result.to_dict() if hasattr(result, "to_dict") else {"result": text}
-        Path(args.report).write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    diverged = getattr(result, "diverged", None)
-    if diverged is None and isinstance(result, dict):
-        diverged = result.get("diverged")
-    return 1 if diverged else 0
+        Path(args.report).write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+        print(f"report written to {args.report}")
+    if result.get("status") != "ok":
+        return 2
+    return 0 if result.get("identical") else 1
+
+
+def format_trainer(r: dict) -> str:
+    """The human-readable form of a trainer side-by-side comparison."""
+    lines = [f"fp8ref conform --trainer: backend {r.get('backend')} (accumulation "
+             f"{r.get('backend_accumulation')!r}) vs reference (accumulate={r.get('reference_accumulate')!r}), "
+             f"{r.get('steps_run')} steps"]
+    if r.get("status") != "ok":
+        lines.append(f"status: {r.get('status')}: {r.get('reason')}")
+    for st in r.get("per_step", []):
+        lines.append("  " + ", ".join(f"{k}={v}" for k, v in st.items()))
+    fd = r.get("first_divergence")
+    if fd:
+        lines.append("first divergence: " + ", ".join(f"{k}={v}" for k, v in fd.items()))
+    else:
+        lines.append("identical: every compared tensor is bit-exact" if r.get("identical")
+                     else "no divergence recorded")
+    return "\n".join(lines)

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 from fp8ref.cli import main
-from fp8ref.golden import generate, load_case, load_set, verify
+from fp8ref.golden import generate, load_case, load_set, stfile, verify
 from fp8ref.golden import manifest as mf
-from fp8ref.golden import stfile
 
 
 @pytest.fixture(scope="module")

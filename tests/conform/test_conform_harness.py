@@ -1,0 +1,115 @@
+"""The conformance harness: the reference passes, the peers' known deviations are found and named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fp8ref
+from fp8ref.backends import Backend, Capabilities, Unsupported
+from fp8ref.cli import main
+from fp8ref.conform import distance, histogram, run
+from fp8ref.golden import generate
+
+
+@pytest.fixture(scope="module")
+def gset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("conform") / "set"
+    generate(root, ["casts", "scaling"])
+    return root
+
+
+def test_ulp_distance_rules() -> None:
+    e = np.array([0x38, 0x7F, 0x00, 0x80, 0x7E, 0xFF, 0x01], np.uint8)
+    g = np.array([0x39, 0xFF, 0x80, 0x00, 0x7F, 0xFF, 0x81], np.uint8)
+    assert distance(e, g, "E4M3").tolist() == [1, np.inf, 1, 1, np.inf, 0, 3]
+    # FNUZ: 0x80 is NaN, there is no -0: -min_subnormal (0x81) is one step below +0
+    assert distance(np.array([0x00], np.uint8), np.array([0x81], np.uint8), "E4M3FNUZ").tolist() == [1]
+    one = np.float32(1)
+    f = distance(np.float32([1, 0, np.nan]), np.float32([np.nextafter(one, np.float32(2)), -0.0, np.nan]), None)
+    assert f.tolist() == [1, 1, 0]
+    assert histogram(np.array([0, 1, 1, 3, 9, np.inf, 5e6])) == {"1": 2, "3-4": 1, "9-16": 1, ">1048576": 1,
+                                                                 "nan": 1}
+
+
+def test_reference_passes_everything_it_runs(gset: Path) -> None:
+    rep = run("reference", gset)
+    assert rep.passed
+    for s in rep.suites.values():
+        assert s.failed == s.errors == 0 and s.exact_elements == s.elements
+    # the only skipped cases are scale_bias (recipe arithmetic, no backend operation)
+    assert {c.op for c in rep.cases if c.status == "skipped"} <= {"scale_bias"}
+    assert rep.suites["casts"].exact == rep.suites["casts"].cases
+
+
+def test_ml_dtypes_deviations_are_named(gset: Path) -> None:
+    rep = run("ml_dtypes", gset, suites=["casts"])
+    assert not rep.passed
+    cats = rep.suites["casts"].categories
+    assert cats.get("double_rounding", 0) > 0  # float64 -> float32 -> FP8
+    assert cats.get("nan_payload", 0) > 0  # E5M2 NaN 0x7E|sign
+    assert cats.get("overflow", 0) > 0  # non-saturating E4M3 overflow of float64 just above 464
+    by_id = {c.id: c for c in rep.cases}
+    assert by_id["casts/E4M3/quantize-f32-nearest_even-sat"].status == "exact"
+    assert by_id["casts/E4M3/quantize-f32-toward_zero-sat"].status == "skipped"
+    f64 = by_id["casts/E4M3/quantize-f64-nearest_even-sat"]
+    assert f64.status == "fail" and set(f64.categories) == {"double_rounding"} and f64.max_ulps == 1
+    w = f64.worst[0]
+    assert w.category == "double_rounding" and "x" in w.inputs
+
+
+def test_torch_cpu_deviations(gset: Path) -> None:
+    pytest.importorskip("torch")
+    rep = run("torch-cpu", gset, suites=["casts"])
+    by_id = {c.id: c for c in rep.cases}
+    assert by_id["casts/E4M3/dequantize-f32"].categories == {"nan_payload": 2}
+    nonsat = by_id["casts/E4M3/quantize-f32-nearest_even-nonsat"]
+    assert nonsat.status == "fail" and "overflow" in nonsat.categories  # torch saturates E4M3
+    assert by_id["casts/E4M3/quantize-f64-nearest_even-sat"].categories.get("double_rounding", 0) > 0
+
+
+class _OffByOne(Backend):
+    """A deliberately wrong backend: round-to-nearest-even codes, plus one ulp on every code 0x40."""
+
+    name = "off-by-one"
+    capabilities = Capabilities(formats=("E4M3",), rounding=("nearest_even",), saturate=(True,),
+                                ops=("quantize",))
+
+    def quantize(self, x, fmt, *, rounding="nearest_even", saturate=False, srbits=None, srnumbits=None,
+                 seed=None, out=None):
+        f = self.check_quantize(fmt, rounding, saturate)
+        c = fp8ref.quantize(x, f, rounding=rounding, saturate=saturate)
+        return np.where(c == 0x40, np.uint8(0x41), c).astype(np.uint8)
+
+
+def test_tolerance_and_skips(gset: Path) -> None:
+    be = _OffByOne()
+    strict = run(be, gset, suites=["casts"])
+    loose = run(be, gset, suites=["casts"], tolerance=1)
+    assert not strict.passed and loose.passed
+    s = loose.suites["casts"]
+    assert s.within > 0 and s.failed == 0 and s.histogram == {"1": s.elements - s.exact_elements}
+    reasons = {c.reason for c in strict.cases if c.status == "skipped"}
+    assert any("dequantize is not implemented" in r for r in reasons)
+    assert any("E5M2" in r for r in reasons)
+    with pytest.raises(Unsupported):
+        be.quantize(np.zeros(2), "E5M2")
+
+
+def test_cli_table_json_and_exit_codes(gset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "r.json"
+    assert main(["conform", "--backend", "reference", "--golden", str(gset), "--suite", "casts",
+                 "--report", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "casts" in text and "result: PASS" in text
+    data = json.loads(out.read_text())
+    assert data["passed"] is True and data["suites"]["casts"]["failed"] == 0
+    assert main(["conform", "--backend", "ml_dtypes", "--golden", str(gset), "--suite", "casts"]) == 1
+    text = capsys.readouterr().out
+    assert "double_rounding" in text and "result: FAIL" in text
+    assert main(["conform", "--backend", "no-such-backend", "--golden", str(gset)]) == 2
+    assert main(["conform", "--backend", "reference", "--golden", str(tmp_path / "none")]) == 2
+    assert "invalid golden set" in capsys.readouterr().err

@@ -9,14 +9,17 @@ import sys
 from pathlib import Path
 
 
+_DESCRIPTION = ("Run a golden set through a backend: per suite the cases, bit-exact matches, a histogram of "
+                "ulp distances, the worst elements with their inputs, and the accumulation model that explains "
+                "the backend's scaled_mm. Exit 0 when no case exceeds the tolerance, 1 otherwise, 2 for a bad "
+                "set or backend.")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from fp8ref.golden.ops import SUITES
 
     p = subparsers.add_parser("conform", help="run a golden set through a backend and report deviations",
-                              description="Run a golden set through a backend: per suite the cases, "
-                              "bit-exact matches, a histogram of ulp distances, the worst elements with their "
-                              "inputs, and the accumulation model that explains the backend's scaled_mm. Exit 0 when no "
-                              "case exceeds the tolerance, 1 otherwise, 2 for a bad set or backend.")
+                              description=_DESCRIPTION)
     p.add_argument("--backend", required=True, help="backend name (see 'fp8ref backends')")
     p.add_argument("--golden", metavar="DIR", default=None,
                    help="golden set directory (default: $FP8REF_GOLDEN, else the set shipped with fp8ref)")
@@ -91,7 +94,8 @@ def _trainer(args: argparse.Namespace) -> int:
 def format_trainer(r: dict) -> str:
     """The human-readable form of a trainer side-by-side comparison."""
     lines = [f"fp8ref conform --trainer: backend {r.get('backend')} (accumulation "
-             f"{r.get('backend_accumulation')!r}) vs reference (accumulate={r.get('reference_accumulate')!r}), "
+             f"{r.get('backend_accumulation')!r}) vs reference "
+             f"(accumulate={r.get('reference_accumulate')!r}), "
              f"{r.get('steps_run')} steps"]
     if r.get("status") != "ok":
         lines.append(f"status: {r.get('status')}: {r.get('reason')}")

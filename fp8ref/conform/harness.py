@@ -132,7 +132,8 @@ def _element_inputs(case: LoadedCase, out_name: str, idx: tuple[int, ...]) -> di
         return {"codes": _show(ins["codes"], idx, case.formats.get("codes"))}
     if case.op == "scaled_mm" and len(idx) == 2:
         i, j = idx
-        d = {"a_row": ins["a"][i].tobytes().hex(), "b_col": np.ascontiguousarray(ins["b"][:, j]).tobytes().hex()}
+        d = {"a_row": ins["a"][i].tobytes().hex(),
+             "b_col": np.ascontiguousarray(ins["b"][:, j]).tobytes().hex()}
         for s in ("scale_a", "scale_b"):
             d[s] = repr(ins[s].tolist()) if ins[s].size <= 4 else f"shape {ins[s].shape}"
         return d
@@ -274,7 +275,8 @@ def run(backend: Any, root: str | Path, *, suites: list[str] | None = None, tole
             else:
                 res.status = "skipped"
                 res.reason = (f"expected output uses accumulate={case.params.get('accumulate')!r}; "
-                              f"the backend runs only its own ({caps.accumulation!r}); used for model inference")
+                              f"the backend runs only its own ({caps.accumulation!r}); "
+                              "used for model inference")
         results.append(res)
         _add(summaries[s], res, keep)
         if log:

@@ -29,7 +29,8 @@ def test_ulp_distance_rules() -> None:
     # FNUZ: 0x80 is NaN, there is no -0: -min_subnormal (0x81) is one step below +0
     assert distance(np.array([0x00], np.uint8), np.array([0x81], np.uint8), "E4M3FNUZ").tolist() == [1]
     one = np.float32(1)
-    f = distance(np.float32([1, 0, np.nan]), np.float32([np.nextafter(one, np.float32(2)), -0.0, np.nan]), None)
+    up = np.nextafter(one, np.float32(2))
+    f = distance(np.float32([1, 0, np.nan]), np.float32([up, -0.0, np.nan]), None)
     assert f.tolist() == [1, 1, 0]
     assert histogram(np.array([0, 1, 1, 3, 9, np.inf, 5e6])) == {"1": 2, "3-4": 1, "9-16": 1, ">1048576": 1,
                                                                  "nan": 1}
@@ -99,7 +100,8 @@ def test_tolerance_and_skips(gset: Path) -> None:
         be.quantize(np.zeros(2), "E5M2")
 
 
-def test_cli_table_json_and_exit_codes(gset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_table_json_and_exit_codes(gset: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "r.json"
     assert main(["conform", "--backend", "reference", "--golden", str(gset), "--suite", "casts",
                  "--report", str(out)]) == 0

@@ -65,7 +65,8 @@ def test_manifest_contents(casts_set: Path) -> None:
     text = (casts_set / "manifest.json").read_text()
     assert str(casts_set) not in text and text.endswith("\n")
     entry = next(e for e in m["cases"] if e["id"] == "casts/E4M3/dequantize-f32")
-    assert entry["tensors"]["codes"] == {"role": "input", "dtype": "F8_E4M3", "shape": [256], "format": "E4M3"}
+    want = {"role": "input", "dtype": "F8_E4M3", "shape": [256], "format": "E4M3"}
+    assert entry["tensors"]["codes"] == want
     fnuz = next(e for e in m["cases"] if e["id"] == "casts/E4M3FNUZ/dequantize-f32")
     assert fnuz["tensors"]["codes"]["dtype"] == "U8" and fnuz["tensors"]["codes"]["format"] == "E4M3FNUZ"
     case = load_case(casts_set, entry)

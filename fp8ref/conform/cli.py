@@ -8,10 +8,10 @@ import json
 import sys
 from pathlib import Path
 
-_DESCRIPTION = ("Run a golden set through a backend: per suite the cases, bit-exact matches, a histogram of "
-                "ulp distances, the worst elements with their inputs, and the accumulation model that explains "
-                "the backend's scaled_mm. Exit 0 when no case exceeds the tolerance, 1 otherwise, 2 for a bad "
-                "set or backend.")
+_DESCRIPTION = ("Run a golden set through a backend: per suite the cases, bit-exact matches, a histogram "
+                "of ulp distances, the worst elements with their inputs, and the accumulation model that "
+                "explains the backend's scaled_mm. Exit 0 when no case exceeds the tolerance, 1 otherwise, "
+                "2 for a bad set or backend.")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

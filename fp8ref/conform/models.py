@@ -58,21 +58,28 @@ def probe(backend: Any) -> dict[str, Any]:
     except ImportError as exc:
         return {"error": f"probe inference unavailable: {exc}"}
 
-    def dot(a: np.ndarray, b: np.ndarray, c: float = 0.0) -> float:
+    def dot(a: np.ndarray, b: np.ndarray) -> float:
         ca = fp8ref.quantize(np.asarray(a, np.float64).reshape(1, -1), "E4M3", saturate=True)
         cb = fp8ref.quantize(np.asarray(b, np.float64).reshape(-1, 1), "E4M3", saturate=True)
-        bias = None if c == 0 else np.array([c], np.float32)
         out = backend.scaled_mm(ca, cb, np.float32(1), np.float32(1), a_format="E4M3", b_format="E4M3",
-                                bias=bias, out_dtype=np.float32, accumulate=None)
+                                out_dtype=np.float32, accumulate=None)
         return float(np.asarray(out).reshape(-1)[0])
 
     try:
-        inf = probes.infer(dot, "E4M3")
+        inf = probes.infer(dot, "E4M3", accepts_c=False)
     except Exception as exc:  # noqa: BLE001 - a backend failing a probe is a finding, not a crash
         return {"error": f"{type(exc).__name__}: {exc}"}
-    if hasattr(inf, "to_dict"):
-        return inf.to_dict()
-    return {"result": repr(inf)}
+    out: dict[str, Any] = {}
+    for k in ("nfma", "nfma_min", "frac_bits", "frac_bits_min", "out_frac_bits", "rounding", "c_mode",
+              "promotion", "promotion_tested_k", "validated", "mismatched"):
+        if hasattr(inf, k):
+            out[k] = getattr(inf, k)
+    if hasattr(inf, "e_floor"):
+        out["e_floor"] = list(inf.e_floor)
+    if hasattr(inf, "summary"):
+        out["summary"] = inf.summary()
+    out["notes"] = list(getattr(inf, "notes", ()))
+    return out
 
 
 def explain(backend: Any, runs: list[tuple[Any, np.ndarray]]) -> dict[str, Any]:

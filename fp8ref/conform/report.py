@@ -7,6 +7,10 @@ from fp8ref.conform.harness import ConformReport
 __all__ = ["format_table"]
 
 
+def _short(v: str, n: int = 40) -> str:
+    return v if len(v) <= n else f"{v[:n]}... ({len(v)} chars; full in --report)"
+
+
 def _hist(h: dict[str, int]) -> str:
     return " ".join(f"{k}:{v}" for k, v in h.items()) or "-"
 
@@ -36,7 +40,7 @@ def format_table(rep: ConformReport, *, worst: int = 5) -> str:
         if s.worst:
             lines.append(f"{s.suite}: worst elements:")
             for e in s.worst[:worst]:
-                ins = ", ".join(f"{k}={v}" for k, v in e.inputs.items())
+                ins = ", ".join(f"{k}={_short(v)}" for k, v in e.inputs.items())
                 lines.append(f"  {e.case} {e.output}{e.index}: expected {e.expected}, got {e.got} "
                              f"({e.ulps:g} ulp, {e.category}){'; ' + ins if ins else ''}")
     skipped = {}
@@ -55,7 +59,10 @@ def format_table(rep: ConformReport, *, worst: int = 5) -> str:
             lines.append(f"  {r['model']:<22}{r['bit_exact']:>6}/{r['elements']} bit-exact, "
                          f"total {r['total_ulps']:g} ulp")
         p = a.get("probe") or {}
-        if p:
-            lines.append("  probes: " + ("; ".join(f"{k}={v}" for k, v in p.items())))
+        if "summary" in p:
+            lines.append("  probe inference (fp8ref.accum.infer on the backend's dot product):")
+            lines += ["    " + ln for ln in str(p["summary"]).splitlines()]
+        elif p:
+            lines.append("  probe inference: " + "; ".join(f"{k}={v}" for k, v in p.items()))
     lines.append(f"\nresult: {'PASS' if rep.passed else 'FAIL'}")
     return "\n".join(lines)

@@ -1,0 +1,124 @@
+"""Checkpoints: one ``.npz`` file per save, written atomically, never pickled.
+
+Layout of ``checkpoints/step_NNNNNNN.npz`` (``N`` = number of completed optimizer steps):
+
+* ``param.<name>`` – float32 master weights; ``m.<name>`` / ``v.<name>`` – AdamW moments;
+* ``state.<key>`` – recipe state (e.g. the delayed-scaling amax histories);
+* ``__meta__`` – UTF-8 JSON as a uint8 array: format ``version``, ``step``, ``adam_t``, ``loss_scale``,
+  ``good_steps`` and ``sha256``, the digest of every other array (name, dtype, shape, bytes) in name order.
+
+Saving writes ``<name>.tmp-<pid>`` in the same folder, flushes and fsyncs it, then ``os.replace``-s it onto
+the final name, so a reader sees either the old file or the complete new one. Loading uses
+``allow_pickle=False`` and checks the digest; a truncated, corrupt or foreign file raises
+:class:`CheckpointError` naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+VERSION = 1
+_NAME = re.compile(r"^step_(\d{7})\.npz$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used (missing, truncated, corrupt, or of another layout)."""
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def checkpoint_path(folder: str | Path, step: int) -> Path:
+    return Path(folder) / f"step_{int(step):07d}.npz"
+
+
+def save(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
+    """Atomically write ``arrays`` and ``meta`` to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    if "__meta__" in arrays:
+        raise ValueError("'__meta__' is a reserved array name")
+    full_meta = {"version": VERSION, **meta, "sha256": _digest(arrays)}
+    blob = np.frombuffer(json.dumps(full_meta, sort_keys=True).encode(), dtype=np.uint8)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, __meta__=blob, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:  # make the rename durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+    return path
+
+
+def load(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a checkpoint written by :func:`save`: ``(arrays, meta)``. Raises :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: {exc}); "
+            "delete it to resume from the previous checkpoint"
+        ) from exc
+    blob = arrays.pop("__meta__", None)
+    if blob is None or blob.dtype != np.uint8:
+        raise CheckpointError(f"checkpoint {path} has no fp8ref metadata: not an fp8ref.nn checkpoint")
+    try:
+        meta = json.loads(blob.tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"checkpoint {path} has corrupt metadata: {exc}") from exc
+    if meta.get("version") != VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has layout version {meta.get('version')!r}; "
+            f"this fp8ref reads version {VERSION}"
+        )
+    if meta.get("sha256") != _digest(arrays):
+        raise CheckpointError(f"checkpoint {path} is corrupt: its arrays do not match the stored sha256")
+    return arrays, meta
+
+
+def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` of every ``step_NNNNNNN.npz`` in ``folder``, by step."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    out = []
+    for p in folder.iterdir():
+        m = _NAME.match(p.name)
+        if m:
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def latest(folder: str | Path) -> Path | None:
+    found = list_checkpoints(folder)
+    return found[-1][1] if found else None

@@ -1,0 +1,334 @@
+"""``fp8ref train`` and ``fp8ref infer``.
+
+``fp8ref train`` with no arguments trains the tiny preset three ways (fp32, fp8-amax, fp8-cscale) on the
+embedded Markov corpus and prints a side-by-side table. ``--backend NAME`` runs the FP8 linear layers through
+``fp8ref.backends.get(NAME)`` (resolved here, lazily; the trainer itself only sees an ops object).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_DIVERGED = 3
+
+
+def _int_list(text: str) -> list[int]:
+    """``"-8:16"`` (inclusive range) or ``"0,2,4"``."""
+    text = text.strip()
+    try:
+        if ":" in text:
+            lo, hi = text.split(":")
+            return list(range(int(lo), int(hi) + 1))
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected LOW:HIGH or a comma-separated list of integers, got {text!r}"
+        ) from None
+
+
+def register(subparsers: Any) -> None:
+    from fp8ref.nn.config import DEFAULT_COMPARE, PRESETS
+    from fp8ref.nn.fp8 import FORMAT_FAMILIES, RECIPES
+    from fp8ref.nn.model import DEFAULT_FP8_KINDS, LINEAR_KINDS
+
+    p = subparsers.add_parser(
+        "train",
+        help="train the tiny NumPy GPT in fp32 / FP8 recipes and compare",
+        description="Train a small GPT in NumPy with the paper's FP8 linear layers. "
+        "With no arguments: the tiny "
+        f"preset, recipes {','.join(DEFAULT_COMPARE)}, on the embedded Markov corpus.",
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--recipe", help=f"one recipe: {', '.join(RECIPES)} (fp8-cscale:N sets its bias)")
+    g.add_argument(
+        "--compare",
+        help=f"comma-separated recipes, each in its own sub-folder (default {','.join(DEFAULT_COMPARE)})",
+    )
+    g.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run (or comparison) in DIR from its latest "
+        "checkpoints; its config.json decides everything",
+    )
+    p.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--seed", type=int, help="initialisation and batch seed (default 0)")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: a new folder under ./runs/)")
+    p.add_argument("--bias", type=int, help="fp8-cscale: the constant scaling bias (default 4)")
+    p.add_argument(
+        "--formats",
+        choices=sorted(FORMAT_FAMILIES),
+        help="ocp: E4M3/E5M2 (default); fnuz: the IPU's E4M3FNUZ/E5M2FNUZ",
+    )
+    p.add_argument(
+        "--accumulate",
+        help="scaled_mm accumulation: exact (default), fp32, fp16 (with dynamic loss "
+        "scaling, the paper's IPU setting), h100-fp8, ...",
+    )
+    p.add_argument("--backend", help="run the FP8 operations through this fp8ref backend (fp8ref backends)")
+    p.add_argument(
+        "--fp8-layers",
+        help=f"comma-separated layer kinds in FP8, of {','.join(LINEAR_KINDS)} "
+        f"(default {','.join(DEFAULT_FP8_KINDS)})",
+    )
+    p.add_argument("--data", metavar="FILE", help="train on the bytes of FILE instead of the Markov corpus")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--block-size", type=int, help="context length T")
+    p.add_argument("--n-layer", type=int)
+    p.add_argument("--n-embd", type=int)
+    p.add_argument("--n-head", type=int)
+    p.add_argument("--eval-every", type=int)
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument(
+        "--loss-scale", help="auto (default: dynamic with fp16 accumulation), none, dynamic, or a number"
+    )
+    p.add_argument(
+        "--threads", type=int, default=1, help="BLAS/Numba threads while training (0: leave as is)"
+    )
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=train_main)
+
+    q = subparsers.add_parser(
+        "infer",
+        help="FP8 post-training-quantised evaluation of a checkpoint (AMAX, CSCALE sweep)",
+        description="Evaluate a trained checkpoint with FP8 inference: fp32, FP8-AMAX, and FP8-CSCALE "
+        "over a range of biases; prints the window of biases whose loss is within 0.5 % of fp32.",
+    )
+    q.add_argument("checkpoint", help="a run folder (its latest checkpoint) or a checkpoint file")
+    q.add_argument(
+        "--biases", type=_int_list, default=list(range(-8, 17)), help="LOW:HIGH or a list (default -8:16)"
+    )
+    q.add_argument("--formats", choices=sorted(FORMAT_FAMILIES))
+    q.add_argument("--accumulate", help="scaled_mm accumulation (default exact)")
+    q.add_argument("--backend", help="run the FP8 operations through this fp8ref backend")
+    q.add_argument("--fp8-layers", help="comma-separated layer kinds in FP8")
+    q.add_argument("--eval-batches", type=int)
+    q.add_argument("--out", metavar="DIR", help="where ptq.json and the plot go (default: the run folder)")
+    q.add_argument("--threads", type=int, default=1)
+    q.add_argument("--no-plots", action="store_true")
+    q.set_defaults(func=infer_main)
+
+
+def _ops(backend: str | None) -> Any:
+    if backend is None:
+        return None
+    from fp8ref.backends import get
+
+    return get(backend)
+
+
+def _accumulate(args: argparse.Namespace) -> str | None:
+    """``--accumulate``; without it ``exact`` for the reference, the backend's own (None) for a backend."""
+    if args.accumulate is not None:
+        return None if args.accumulate == "none" else args.accumulate
+    return "exact" if args.backend in (None, "reference") else None
+
+
+def _fresh_folder(base: str | None, label: str) -> Path:
+    if base is not None:
+        return Path(base)
+    root = Path("runs")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = root / f"{stamp}-{label}"
+    n = 1
+    while out.exists():
+        n += 1
+        out = root / f"{stamp}-{label}-{n}"
+    return out
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from fp8ref.nn.config import TrainConfig
+
+    over: dict[str, Any] = {}
+    for arg, field in (
+        ("steps", "steps"),
+        ("seed", "seed"),
+        ("bias", "bias"),
+        ("formats", "formats"),
+        ("data", "data"),
+        ("lr", "lr"),
+        ("batch_size", "batch_size"),
+        ("block_size", "block_size"),
+        ("n_layer", "n_layer"),
+        ("n_embd", "n_embd"),
+        ("n_head", "n_head"),
+        ("eval_every", "eval_every"),
+        ("checkpoint_every", "checkpoint_every"),
+        ("loss_scale", "loss_scale"),
+        ("backend", "backend"),
+    ):
+        v = getattr(args, arg)
+        if v is not None:
+            over[field] = str(Path(v).resolve()) if field == "data" else v
+    if args.fp8_layers is not None:
+        over["fp8_layers"] = tuple(k.strip() for k in args.fp8_layers.split(",") if k.strip())
+    over["accumulate"] = _accumulate(args)
+    return TrainConfig.from_preset(args.preset, **over)
+
+
+def train_main(args: argparse.Namespace) -> int:
+    from fp8ref.nn import compare as cmp
+    from fp8ref.nn.checkpoint import CheckpointError
+    from fp8ref.nn.config import DEFAULT_COMPARE
+    from fp8ref.nn.train import RunExists, read_config
+
+    try:
+        if args.resume is not None:
+            folder = Path(args.resume)
+            if (folder / "config.json").is_file():
+                return _single(folder, read_config(folder), args, resume=True)
+            if not folder.is_dir() or not cmp.find_runs(folder):
+                print(
+                    f"fp8ref train: --resume {folder}: not a run folder or comparison folder", file=sys.stderr
+                )
+                return 2
+            runs = [(p, read_config(p)) for p in cmp.find_runs(folder)]
+            return _compare(folder, runs, args)
+        base = _config(args)
+        if args.recipe is not None:
+            cfg = base.with_recipe(args.recipe)
+            return _single(_fresh_folder(args.out, cmp.folder_name(cfg.label)), cfg, args, resume=False)
+        specs = [
+            s.strip() for s in (args.compare.split(",") if args.compare else DEFAULT_COMPARE) if s.strip()
+        ]
+        cfgs = [base.with_recipe(s) for s in specs]
+        labels = [c.label for c in cfgs]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"--compare lists a recipe twice: {labels}")
+        folder = _fresh_folder(args.out, "compare")
+        if (folder / "runs.json").exists() or (folder / "config.json").exists():
+            raise RunExists(f"{folder} already holds a run; use --resume {folder} or another --out")
+        folder.mkdir(parents=True, exist_ok=True)
+        runs = []
+        for c in cfgs:
+            sub = folder / cmp.folder_name(c.label)
+            if (sub / "config.json").exists():
+                raise RunExists(f"{sub} already holds a run; use --resume {folder} or another --out")
+            sub.mkdir(parents=True, exist_ok=True)
+            (sub / "config.json").write_text(c.to_json())
+            runs.append((sub, c))
+        (folder / "runs.json").write_text(json.dumps({"runs": [p.name for p, _ in runs]}, indent=2) + "\n")
+        return _compare(folder, runs, args)
+    except (ValueError, CheckpointError, RunExists) as exc:
+        print(f"fp8ref train: {exc}", file=sys.stderr)
+        return 2
+
+
+def _header(cfg: Any, folder: Path) -> None:
+    from fp8ref.nn.train import load_data
+
+    data = load_data(cfg)
+    best = data.best_loss(cfg.block_size)
+    extra = (
+        ""
+        if best is None
+        else (
+            f"; entropy rate {data.entropy_rate:.4f} nats/token, best achievable loss "
+            f"{best:.4f} at T={cfg.block_size}"
+        )
+    )
+    print(f"data: {data.description}, vocab {data.vocab_size}{extra}")
+    print(
+        f"model: preset {cfg.preset}, {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} channels, "
+        f"T={cfg.block_size}, batch {cfg.batch_size}, {cfg.steps} steps; "
+        f"FP8 layers {','.join(cfg.fp8_layers)}, "
+        f"formats {cfg.formats}, accumulate {cfg.accumulate or 'backend default'}"
+    )
+    print(f"run folder: {folder}")
+
+
+def _single(folder: Path, cfg: Any, args: argparse.Namespace, resume: bool) -> int:
+    from fp8ref.nn import compare as cmp
+
+    _header(cfg, folder)
+    if not resume:
+        folder.mkdir(parents=True, exist_ok=True)
+        if (folder / "config.json").exists() or (folder / "metrics.jsonl").exists():
+            from fp8ref.nn.train import RunExists
+
+            raise RunExists(f"{folder} already holds a run; use --resume {folder} or another --out")
+        (folder / "config.json").write_text(cfg.to_json())
+    o = cmp.run_one(
+        cfg,
+        folder,
+        ops=_ops(cfg.backend if cfg.backend != "reference" else None),
+        resume=True,
+        progress=not args.quiet,
+        threads=args.threads,
+        plots=not args.no_plots,
+    )
+    print(cmp.format_table(cmp.table_rows([o])))
+    if o.error:
+        print(f"fp8ref train: {o.error}", file=sys.stderr)
+        return EXIT_DIVERGED
+    return 0
+
+
+def _compare(folder: Path, runs: list[tuple[Path, Any]], args: argparse.Namespace) -> int:
+    from fp8ref.nn import compare as cmp
+
+    _header(runs[0][1], folder)
+    outcomes = []
+    for sub, cfg in runs:
+        ops = _ops(cfg.backend if cfg.backend != "reference" else None)
+        o = cmp.run_one(
+            cfg,
+            sub,
+            ops=ops,
+            resume=True,
+            progress=not args.quiet,
+            threads=args.threads,
+            plots=not args.no_plots,
+        )
+        if o.error:
+            print(f"fp8ref train: {o.error}", file=sys.stderr)
+        outcomes.append(o)
+    doc = cmp.write_comparison(folder, outcomes, plots=not args.no_plots)
+    print(cmp.format_table(doc["runs"]))
+    print(f"results: {folder}")
+    return EXIT_DIVERGED if any(o.error for o in outcomes) else 0
+
+
+def infer_main(args: argparse.Namespace) -> int:
+    from fp8ref.nn.checkpoint import CheckpointError
+    from fp8ref.nn.infer import evaluate_ptq, format_report, resolve_checkpoint
+
+    layers = None if args.fp8_layers is None else tuple(k.strip() for k in args.fp8_layers.split(","))
+    accumulate = _accumulate(args)
+    try:
+        run, _ = resolve_checkpoint(args.checkpoint)
+        res = evaluate_ptq(
+            args.checkpoint,
+            args.biases,
+            formats=args.formats,
+            accumulate=accumulate,
+            fp8_layers=layers,
+            eval_batches=args.eval_batches,
+            ops=_ops(args.backend),
+            threads=args.threads,
+        )
+    except (ValueError, CheckpointError) as exc:
+        print(f"fp8ref infer: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(res))
+    out = Path(args.out) if args.out else run
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ptq.json").write_text(json.dumps(res, indent=2) + "\n")
+    if not args.no_plots:
+        from fp8ref.nn.plots import plot_ptq
+
+        if plot_ptq(out / "ptq_loss_vs_bias.png", res) is not None:
+            print(f"plot: {out / 'ptq_loss_vs_bias.png'}")
+    print(f"results: {out / 'ptq.json'}")
+    return 0
+
+
+__all__ = ["register", "train_main", "infer_main"]

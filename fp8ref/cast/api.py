@@ -163,8 +163,16 @@ def quantize(x: Any, fmt: Any, *, rounding: str = "nearest_even", saturate: bool
     flat = res.reshape(-1)
     src = np.ascontiguousarray(a).reshape(-1)
     if flat.size:
-        if rbits is None and s is None and src.dtype == np.float32 and k.f32_fast_ok(f):
-            nerr = k.quantize_f32(src.view(np.int32), p, mode, sat, flat)
+        if src.dtype == np.float32 and k.f32_fast_ok(f):
+            b32 = src.view(np.int32)
+            if s is not None:
+                nerr = k.quantize_f32_seeded(b32, p, mode, sat, s & 0xFFFFFFFF, s >> 32, r, flat)
+            elif rbits is not None:
+                nerr = k.quantize_f32_stochastic(b32, p, mode, sat, rbits, r, flat)
+            elif mode == 0:
+                nerr = k.quantize_f32_rne(src, b32, p, sat, flat)
+            else:
+                nerr = k.quantize_f32(b32, p, mode, sat, flat)
         else:
             b64 = src.astype(np.float64, copy=False).view(np.int64)
             if s is not None:

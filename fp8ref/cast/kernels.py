@@ -265,27 +265,37 @@ def quantize_f64_srbits(bits, p, mode, saturate, rbits, nbits, out):
 
 
 @njit(cache=True, inline="always")
-def _mulhilo(a, b):
-    prod = a * b
-    return prod >> np.uint64(32), prod & np.uint64(0xFFFFFFFF)
+def _philox_round(c0, c1, c2, c3, k0, k1):
+    p0 = np.uint64(0xD2511F53) * c0
+    p1 = np.uint64(0xCD9E8D57) * c2
+    mask = np.uint64(0xFFFFFFFF)
+    return ((p1 >> np.uint64(32)) ^ c1 ^ k0, p1 & mask, (p0 >> np.uint64(32)) ^ c3 ^ k1, p0 & mask)
 
 
 @njit(cache=True, inline="always")
 def philox4x32_10(c0, c1, c2, c3, k0, k1):
-    """Philox-4x32-10 on uint64 values holding 32-bit words (see :mod:`fp8ref.cast.philox`)."""
+    """Philox-4x32-10 on uint64 values holding 32-bit words (see :mod:`fp8ref.cast.philox`); the ten
+    rounds are written out so that a loop over counters vectorises."""
     mask = np.uint64(0xFFFFFFFF)
-    m0 = np.uint64(0xD2511F53)
-    m1 = np.uint64(0xCD9E8D57)
     w0 = np.uint64(0x9E3779B9)
     w1 = np.uint64(0xBB67AE85)
-    for r in range(10):
-        if r > 0:
-            k0 = (k0 + w0) & mask
-            k1 = (k1 + w1) & mask
-        hi0, lo0 = _mulhilo(m0, c0)
-        hi1, lo1 = _mulhilo(m1, c2)
-        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
-    return c0, c1, c2, c3
+    c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, k0, k1)
+    c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, (k0 + w0) & mask, (k1 + w1) & mask)
+    c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, (k0 + np.uint64(2) * w0) & mask,
+                                   (k1 + np.uint64(2) * w1) & mask)
+    c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, (k0 + np.uint64(3) * w0) & mask,
+                                   (k1 + np.uint64(3) * w1) & mask)
+    c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, (k0 + np.uint64(4) * w0) & mask,
+                                   (k1 + np.uint64(4) * w1) & mask)
+    c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, (k0 + np.uint64(5) * w0) & mask,
+                                   (k1 + np.uint64(5) * w1) & mask)
+    c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, (k0 + np.uint64(6) * w0) & mask,
+                                   (k1 + np.uint64(6) * w1) & mask)
+    c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, (k0 + np.uint64(7) * w0) & mask,
+                                   (k1 + np.uint64(7) * w1) & mask)
+    c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, (k0 + np.uint64(8) * w0) & mask,
+                                   (k1 + np.uint64(8) * w1) & mask)
+    return _philox_round(c0, c1, c2, c3, (k0 + np.uint64(9) * w0) & mask, (k1 + np.uint64(9) * w1) & mask)
 
 
 @njit(parallel=True, cache=True)
@@ -377,6 +387,155 @@ def quantize_f32(bits, p, mode, saturate, out):
             mag = nanc if (a & np.int32(0x7FFFFF)) != 0 else inf_pos
         sb = signmask if mag != 0 else nz
         out[i] = (mag | sb) if neg else mag
+    return 0
+
+
+@intrinsic
+def bits_to_f32(typingctx, x):  # noqa: ARG001 - numba intrinsic signature
+    """The float32 with IEEE bit pattern ``x`` (int32 or uint32)."""
+    if not (isinstance(x, types.Integer) and x.bitwidth == 32):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(x), codegen
+
+
+@njit(parallel=True, cache=True)
+def quantize_f32_rne(x, bits, p, saturate, out):
+    """Fast path for float32 input, nearest-even (``x`` and ``bits`` views of the same memory), formats
+    as :func:`quantize_f32`. Normal results: the float32 bits plus the bias change, the half-ulp-minus-one
+    and the kept lowest bit, shifted right by ``23 - mbits`` (carries flow into the exponent). Results
+    below the smallest normal: the float32 sum ``|x| + 2**(emin - mbits + 23)`` rounds ``|x|`` to a multiple
+    of the smallest subnormal in the FPU's nearest-even mode; its low bits are the code."""
+    mbits = p[P_MBITS]
+    emin = p[P_EMIN]
+    sh = 23 - mbits
+    add = ((-emin - 126) << 23) + (1 << (sh - 1)) - 1
+    minnorm = (emin + 127) << 23
+    magic_bits = (emin - mbits + 23 + 127) << 23
+    magic = bits_to_f32(np.int32(magic_bits))
+    maxcode = p[P_MAXCODE]
+    signmask = p[P_SIGNMASK]
+    nz = p[P_SIGNMASK] if p[P_HASNZ] != 0 else 0
+    nanc = p[P_NANCODE]
+    ovf = maxcode if saturate else (p[P_INFCODE] if p[P_INFCODE] >= 0 else p[P_NANCODE])
+    for i in prange(bits.size):
+        u = np.int64(bits[i])
+        a = u & 0x7FFFFFFF
+        neg = u < 0
+        nrm = (a + add + ((a >> sh) & 1)) >> sh
+        sub = np.int64(f32_to_bits(abs(x[i]) + magic)) - magic_bits
+        mag = sub if a < minnorm else nrm
+        mag = ovf if mag > maxcode else mag
+        mag = nanc if a > 0x7F800000 else mag
+        sb = signmask if mag != 0 else nz
+        out[i] = (mag | sb) if neg else mag
+    return 0
+
+
+@njit(cache=True, inline="always")
+def _f32_stochastic_mag(a, R, mode, nbits, mbits, emin):
+    """Magnitude code (before the overflow check) of the float32 magnitude bits ``a`` (finite) with
+    random bits ``R``: ``sig / 2**s = kept + delta`` with ``sig`` the 24-bit significand. Branch-free
+    (the three rules share ``u = floor(sig * 2**(r+1) / 2**s)``) so that the loop vectorises."""
+    e32 = a >> 23
+    e1 = e32 if e32 > 0 else 1
+    sig = (a & 0x7FFFFF) | (0x800000 if e32 > 0 else 0)
+    E = e1 - 127
+    ex = E if E > emin else emin
+    s = ex - E + 23 - mbits
+    s = s if s < 63 else 63
+    w = sig << (nbits + 1)
+    u = w >> s  # kept * 2**(r+1) + floor(delta * 2**(r+1))
+    t = u >> 1  # kept * 2**r + floor(delta * 2**r)
+    sticky = 1 if (w & ((1 << s) - 1)) != 0 else 0
+    up = u & 1 & (sticky | t)  # RNE(delta * 2**r) - floor(delta * 2**r)
+    new5 = (t + up + R) >> nbits
+    new6 = (u + 2 * R + 1) >> (nbits + 1)
+    new7 = (t + R) >> nbits
+    new = new5 if mode == 5 else (new6 if mode == 6 else new7)
+    return ((ex - emin) << mbits) + new
+
+
+@njit(cache=True, inline="always")
+def _f32_finish(u, mag, maxcode, ovf, infres, nanc, signmask, nz):
+    """Overflow, NaN/Inf input and sign for the float32 stochastic kernels (branch-free)."""
+    a = u & 0x7FFFFFFF
+    mag = ovf if mag > maxcode else mag
+    mag = infres if a == 0x7F800000 else mag
+    mag = nanc if a > 0x7F800000 else mag
+    sb = signmask if mag != 0 else nz
+    return (mag | sb) if u < 0 else mag
+
+
+@njit(cache=True, inline="always")
+def _finish_params(p, saturate):
+    maxcode = p[P_MAXCODE]
+    ovf_code = p[P_INFCODE] if p[P_INFCODE] >= 0 else p[P_NANCODE]
+    ovf = maxcode if saturate else ovf_code
+    nz = p[P_SIGNMASK] if p[P_HASNZ] != 0 else 0
+    return maxcode, ovf, ovf, p[P_NANCODE], p[P_SIGNMASK], nz
+
+
+@njit(parallel=True, cache=True)
+def quantize_f32_stochastic(bits, p, mode, saturate, rbits, nbits, out):
+    """Stochastic modes on float32 input with explicit random bits (formats as :func:`quantize_f32`)."""
+    mbits = p[P_MBITS]
+    emin = p[P_EMIN]
+    maxcode, ovf, infres, nanc, signmask, nz = _finish_params(p, saturate)
+    for i in prange(bits.size):
+        u = np.int64(bits[i])
+        mag = _f32_stochastic_mag(u & 0x7FFFFFFF, rbits[i], mode, nbits, mbits, emin)
+        out[i] = _f32_finish(u, mag, maxcode, ovf, infres, nanc, signmask, nz)
+    return 0
+
+
+CHUNK = 4096  # elements per parallel chunk of the seeded kernels (a multiple of 4)
+
+
+@njit(cache=True)
+def _philox_fill(b0, nb, k0, k1, words):
+    """words[4*b + j] = word j of Philox block b0 + b, b < nb (a loop that vectorises)."""
+    mask = np.uint64(0xFFFFFFFF)
+    for b in range(nb):
+        ub = np.uint64(b0 + b)
+        w0, w1, w2, w3 = philox4x32_10(ub & mask, ub >> np.uint64(32), np.uint64(0), np.uint64(0), k0, k1)
+        words[4 * b] = w0
+        words[4 * b + 1] = w1
+        words[4 * b + 2] = w2
+        words[4 * b + 3] = w3
+
+
+@njit(cache=True)
+def _f32_stochastic_block(bits, words, shift, mode, nbits, mbits, emin, fin, out):
+    """The encode loop of :func:`quantize_f32_seeded` over one chunk (a separate function: LLVM
+    vectorises it, which it does not for a loop nested in the parallel loop)."""
+    maxcode, ovf, infres, nanc, signmask, nz = fin
+    for j in range(bits.size):
+        u = np.int64(bits[j])
+        R = np.int64(words[j] >> shift)
+        mag = _f32_stochastic_mag(u & 0x7FFFFFFF, R, mode, nbits, mbits, emin)
+        out[j] = _f32_finish(u, mag, maxcode, ovf, infres, nanc, signmask, nz)
+
+
+@njit(parallel=True, cache=True)
+def quantize_f32_seeded(bits, p, mode, saturate, k0, k1, nbits, out):
+    """Stochastic modes on float32 input with Philox bits (formats as :func:`quantize_f32`). Chunks of
+    ``CHUNK`` elements: Philox words into a buffer, then the encode loop."""
+    fin = _finish_params(p, saturate)
+    n = bits.size
+    shift = np.uint64(32 - nbits)
+    K0 = np.uint64(k0)
+    K1 = np.uint64(k1)
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        start = c * CHUNK
+        stop = min(start + CHUNK, n)
+        words = np.empty(CHUNK, dtype=np.uint64)
+        _philox_fill(start // 4, (stop - start + 3) // 4, K0, K1, words)
+        _f32_stochastic_block(bits[start:stop], words, shift, mode, nbits, p[P_MBITS], p[P_EMIN], fin,
+                              out[start:stop])
     return 0
 
 

@@ -1,25 +1,21 @@
-"""Run the FP8 trainer on a backend and on the reference side by side, step by step, and find where they part.
+"""Run the FP8 trainer on a backend and on the reference side by side and find where they part.
 
-:func:`compare_trainer` builds the same model twice from one :class:`~fp8ref.nn.config.TrainConfig` -- one
-whose FP8 linear layers run their operations on the backend (with the backend's own accumulation,
-``accumulate=None``), one on the reference (with ``reference_accumulate``: by default the accumulation the
-backend claims, when the reference has a model of that name, else ``"exact"``) -- and trains both on the same
-batches. After every step it compares, in execution order, every tensor the FP8 layers saw and made:
+:func:`compare_trainer` trains the same :class:`~fp8ref.nn.config.TrainConfig` twice through
+``fp8ref.nn.capture_training`` (the trainer itself: same batches, same schedule) -- once with the FP8 linear
+layers' operations on the backend, with the backend's own accumulation (``accumulate=None``), once on the
+reference with ``reference_accumulate`` (by default the accumulation the backend claims, when the reference
+has a model of that name, else ``"exact"``) -- and compares every captured step in execution order:
 
-* forward, layers in forward order: ``w``, ``bias_w``, ``w_codes``, ``x``, ``bias_x``, ``x_codes``, ``y``
-  (the GEMM output, before the layer bias);
-* ``loss``;
-* backward, layers in the order backward reaches them: ``dy``, ``bias_g``, ``g_codes``, ``dx``, ``dw``;
-* ``params`` after the optimizer step, in parameter order.
+* forward, layers in forward order: ``w``, ``bias_w``, ``scale_w``, ``w_codes``, ``x``, ``bias_x``,
+  ``scale_x``, ``x_codes``, ``y`` (the GEMM output, before the layer bias);
+* backward, layers in the order backward reaches them (reverse forward order): ``dy``, ``bias_g``,
+  ``scale_g``, ``g_codes``, ``dx``, ``dw``.
 
 Until the first difference both runs are bit-identical, so the first differing tensor is a deviation of the
 backend on inputs identical to the reference's; everything after it may be a consequence. Distances are in
 ulps: of float32 for float tensors, of the FP8 format's code order for codes (``+0`` and ``-0`` are 0 ulps
-apart but still counted as differing bits), integer difference for scaling biases; a NaN against a number is
-reported as ``"nan"``.
-
-The step is the trainer's (forward, backward with the loss scale, unscale, global-norm clip, AdamW, dynamic
-loss-scale update) built from :mod:`fp8ref.nn`; evaluation and checkpoints are left out.
+apart but still counted as differing bits), the integer difference for scaling biases; a NaN facing a number
+is reported as ``"nan"``.
 """
 
 from __future__ import annotations
@@ -31,8 +27,8 @@ import numpy as np
 
 __all__ = ["compare_trainer", "format_report", "ulp_distance"]
 
-_FORWARD = ("w", "bias_w", "w_codes", "x", "bias_x", "x_codes", "y")
-_BACKWARD = ("dy", "bias_g", "g_codes", "dx", "dw")
+_FORWARD = ("w", "bias_w", "scale_w", "w_codes", "x", "bias_x", "scale_x", "x_codes", "y")
+_BACKWARD = ("dy", "bias_g", "scale_g", "g_codes", "dx", "dw")
 _CODES = {"w_codes": "fwd", "x_codes": "fwd", "g_codes": "grad"}
 
 
@@ -85,79 +81,6 @@ def ulp_distance(a: np.ndarray, b: np.ndarray,
     return n, maxd, first
 
 
-class _Order:
-    """A linear executor in front of an FP8Linear that records the order in which layers are called."""
-
-    def __init__(self, lin: Any, log: list[tuple[str, str]]) -> None:
-        self.lin = lin
-        self.log = log
-
-    def forward(self, name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> Any:
-        self.log.append(("forward", name))
-        return self.lin.forward(name, x, w, b)
-
-    def backward(self, name: str, dy: np.ndarray, cache: Any) -> Any:
-        self.log.append(("backward", name))
-        return self.lin.backward(name, dy, cache)
-
-
-class _Side:
-    """One of the two runs: model, parameters, optimizer and per-step records."""
-
-    def __init__(self, cfg: Any, data: Any, ops: Any) -> None:
-        from fp8ref.nn.model import init_params
-        from fp8ref.nn.optim import AdamW, AdamWConfig, Schedule
-        from fp8ref.nn.train import build_model
-
-        self.cfg = cfg
-        self.data = data
-        self.model, self.fp8 = build_model(cfg, data.vocab_size, ops)
-        self.order: list[tuple[str, str]] = []
-        for name, lin in self.fp8.items():
-            self.model.linears[name] = _Order(lin, self.order)
-        self.params = init_params(self.model.cfg, cfg.seed)
-        self.opt = AdamW(self.params, AdamWConfig(weight_decay=cfg.weight_decay))
-        self.sched = Schedule(cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr_ratio)
-        self.ls_mode, self.loss_scale = cfg.loss_scaling()
-        self.good_steps = 0
-
-    def step(self, step: int) -> dict[str, Any]:
-        """One training step; returns the loss and the capture records by layer name."""
-        from fp8ref.nn.optim import clip_grads, global_norm
-        from fp8ref.nn.train import LOSS_SCALE_GROWTH
-
-        cfg = self.cfg
-        self.order.clear()
-        for lin in self.fp8.values():
-            lin.capture = []
-        idx, tg = self.data.batch(cfg.seed, step, cfg.batch_size, cfg.block_size)
-        fw = self.model.forward(self.params, idx, tg)
-        grads = self.model.backward(self.params, fw, dloss=self.loss_scale)
-        if self.loss_scale != 1.0:
-            inv = np.float32(1.0 / self.loss_scale)
-            for g in grads.values():
-                g *= inv
-        norm = global_norm(grads)
-        if np.isfinite(norm):
-            clip_grads(grads, cfg.grad_clip, norm)
-            self.opt.step(self.params, grads, self.sched(step))
-            if self.ls_mode == "dynamic":
-                self.good_steps += 1
-                if self.good_steps == LOSS_SCALE_GROWTH:
-                    self.loss_scale, self.good_steps = min(self.loss_scale * 2, 2.0 ** 24), 0
-        elif self.ls_mode == "dynamic":  # overflow: skip the update, halve the scale
-            self.loss_scale, self.good_steps = max(1.0, self.loss_scale / 2), 0
-        else:
-            raise FloatingPointError(f"step {step}: non-finite gradient norm")
-        records = {}
-        for name, lin in self.fp8.items():
-            recs = lin.capture or []
-            if recs:
-                records[name] = recs[-1]
-            lin.capture = None
-        return {"loss": np.float32(fw.loss), "records": records, "order": list(self.order), "norm": norm}
-
-
 def _default_reference_accumulate(backend: Any) -> str:
     claim = backend.capabilities.accumulation
     if isinstance(claim, str):
@@ -169,32 +92,29 @@ def _default_reference_accumulate(backend: Any) -> str:
 
 
 def compare_trainer(backend: Any, steps: int = 5, *, config: Any = None, preset: str = "tiny",
-                    recipe: str = "fp8-amax", reference_accumulate: Any = None, stop_at_first: bool = False,
+                    recipe: str = "fp8-amax", reference_accumulate: Any = None,
                     **overrides: Any) -> dict[str, Any]:
     """Train on ``backend`` and on the reference side by side for ``steps`` steps and compare every step.
 
     Args:
       backend: a backend name (``fp8ref.backends.get``) or a :class:`~fp8ref.backends.Backend`.
-      steps: the number of training steps to run on both sides.
-      config: a :class:`~fp8ref.nn.config.TrainConfig`; default ``TrainConfig.from_preset(preset, recipe=...,
-        **overrides)``. Its ``steps`` sets the learning-rate schedule only.
+      steps: the number of training steps to run on both sides (steps ``0 .. steps-1`` are compared).
+      config: a :class:`~fp8ref.nn.config.TrainConfig`; default ``TrainConfig.from_preset(preset,
+        recipe=recipe, **overrides)``. Its ``steps`` (the schedule length) must exceed ``steps``.
       reference_accumulate: the reference side's accumulation (default: the backend's claimed accumulation
         when the reference has it, else ``"exact"``); the backend side always runs ``accumulate=None``.
-      stop_at_first: stop after the step holding the first divergence.
 
     Returns:
       A JSON-serialisable dict: ``backend``, ``backend_accumulation`` (the claim), ``reference_accumulate``,
       ``config``, ``steps_run``, ``identical``, ``status`` (``"ok"``; ``"unsupported"``: the backend refused
       an operation; ``"error"``: an operation failed, e.g. on non-finite values), ``reason``,
       ``first_divergence`` (``None`` or ``step``, ``phase``, ``layer``, ``tensor``, ``differing``, ``size``,
-      ``max_ulps``, ``index``, ``backend_value``, ``reference_value``), and ``per_step`` (per step: both
-      losses, their ulp distance, the number of differing tensors, the largest distance and the first
-      differing tensor).
+      ``max_ulps``, ``index``, ``backend_value``, ``reference_value``), and ``per_step`` (per step: the
+      number of differing tensors, the largest distance and the first differing tensor).
     """
     from fp8ref.backends import Unsupported, get
-    from fp8ref.nn.blas import single_threaded_blas
+    from fp8ref.nn import capture_training
     from fp8ref.nn.config import TrainConfig
-    from fp8ref.nn.train import load_data
 
     if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
@@ -203,47 +123,45 @@ def compare_trainer(backend: Any, steps: int = 5, *, config: Any = None, preset:
     cfg = config if config is not None else TrainConfig.from_preset(preset, recipe=recipe, **overrides)
     if cfg.recipe == "fp32":
         raise ValueError("config: recipe 'fp32' has no FP8 layers to compare; choose an FP8 recipe")
+    if steps > cfg.steps:
+        raise ValueError(f"steps={steps} exceeds the configuration's schedule length ({cfg.steps} steps)")
     ref_acc = _default_reference_accumulate(be) if reference_accumulate is None else reference_accumulate
+    if not isinstance(ref_acc, str):
+        raise TypeError("reference_accumulate must be the name of an accumulation model "
+                        f"(fp8ref.accum.PRESETS or 'exact'), got {type(ref_acc).__name__}")
     report: dict[str, Any] = {
         "backend": be.name,
         "backend_accumulation": be.capabilities.accumulation,
-        "reference_accumulate": ref_acc if isinstance(ref_acc, str) else _model_name(ref_acc),
+        "reference_accumulate": ref_acc,
         "config": cfg.to_dict(),
         "steps_run": 0,
-        "identical": True,
+        "identical": False,
         "status": "ok",
         "reason": None,
         "first_divergence": None,
         "per_step": [],
     }
-    with single_threaded_blas():
-        data = load_data(cfg)
-        side_b = _Side(replace(cfg, accumulate=None, backend=be.name), data, be)
-        side_r = _Side(replace(cfg, accumulate=ref_acc if isinstance(ref_acc, str) else cfg.accumulate,
-                               backend="reference"), data, ref)
-        if not isinstance(ref_acc, str):  # a model object: set it on the recipe of every reference layer
-            for lin in side_r.fp8.values():
-                lin.recipe = replace(lin.recipe, accumulate=ref_acc)
-        for step in range(steps):
-            try:
-                rb = side_b.step(step)
-            except Unsupported as exc:
-                report.update(status="unsupported", reason=str(exc))
-                break
-            except (FloatingPointError, ValueError, RuntimeError) as exc:
-                report.update(status="error", reason=f"backend side, step {step}: {_err(exc)}")
-                break
-            try:
-                rr = side_r.step(step)
-            except (FloatingPointError, ValueError, RuntimeError) as exc:
-                report.update(status="error", reason=f"reference side, step {step}: {_err(exc)}")
-                break
-            summary = _compare_step(step, rb, rr, side_b, side_r, cfg, report)
-            report["per_step"].append(summary)
-            report["steps_run"] = step + 1
-            if stop_at_first and report["first_divergence"] is not None:
-                break
-    report["identical"] = report["first_divergence"] is None and report["status"] == "ok"
+    wanted = range(steps)
+    try:
+        recs_b = capture_training(replace(cfg, accumulate=None, backend=be.name), wanted, ops=be)
+    except Unsupported as exc:
+        report.update(status="unsupported", reason=str(exc))
+        return report
+    except (FloatingPointError, ValueError, RuntimeError) as exc:
+        report.update(status="error", reason=f"backend side: {_err(exc)}")
+        return report
+    try:
+        recs_r = capture_training(replace(cfg, accumulate=ref_acc, backend="reference"), wanted, ops=ref)
+    except (FloatingPointError, ValueError, RuntimeError) as exc:
+        report.update(status="error", reason=f"reference side: {_err(exc)}")
+        return report
+    fwd_fmt, grad_fmt = cfg.fp8_recipe().fwd_format, cfg.fp8_recipe().grad_format
+    for step in wanted:
+        rb = [r for r in recs_b if r["step"] == step]
+        rr = [r for r in recs_r if r["step"] == step]
+        report["per_step"].append(_compare_step(step, rb, rr, fwd_fmt, grad_fmt, report))
+        report["steps_run"] = step + 1
+    report["identical"] = report["first_divergence"] is None
     return report
 
 
@@ -264,25 +182,19 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _compare_step(step: int, rb: dict[str, Any], rr: dict[str, Any], side_b: _Side, side_r: _Side, cfg: Any,
+def _compare_step(step: int, rb: list[dict[str, Any]], rr: list[dict[str, Any]], fwd_fmt: Any, grad_fmt: Any,
                   report: dict[str, Any]) -> dict[str, Any]:
-    fwd_fmt, grad_fmt = cfg.fp8_recipe().fwd_format, cfg.fp8_recipe().grad_format
+    by_b = {r["layer"]: r for r in rb}
+    by_r = {r["layer"]: r for r in rr}
+    layers = [r["layer"] for r in rb]
     items: list[tuple[str, str, str, Any, Any, Any]] = []  # (phase, layer, tensor, backend, reference, fmt)
-    last_forward = next((n for p, n in reversed(rb["order"]) if p == "forward"), None)
-    for phase, layer in rb["order"]:
-        if layer not in rb["records"] or layer not in rr["records"]:
-            continue
-        b, r = rb["records"][layer], rr["records"][layer]
-        names = _FORWARD if phase == "forward" else _BACKWARD
-        for t in names:
-            if t in b and t in r:
-                fmt = None if t not in _CODES else (fwd_fmt if _CODES[t] == "fwd" else grad_fmt)
-                items.append((phase, layer, t, b[t], r[t], fmt))
-        if phase == "forward" and layer == last_forward:
-            items.append(("forward", "-", "loss", np.asarray(rb["loss"]), np.asarray(rr["loss"]), None))
-    for k in side_b.params:
-        items.append(("update", k, "params", side_b.params[k], side_r.params[k], None))
-
+    for phase, order, names in (("forward", layers, _FORWARD), ("backward", layers[::-1], _BACKWARD)):
+        for layer in order:
+            b, r = by_b[layer], by_r.get(layer, {})
+            for t in names:
+                if t in b and t in r:
+                    fmt = None if t not in _CODES else (fwd_fmt if _CODES[t] == "fwd" else grad_fmt)
+                    items.append((phase, layer, t, b[t], r[t], fmt))
     n_diff = 0
     dists: list[int | str] = []
     first_here = None
@@ -304,9 +216,8 @@ def _compare_step(step: int, rb: dict[str, Any], rr: dict[str, Any], side_b: _Si
             }
     words = [d for d in dists if isinstance(d, str)]
     max_ulps: int | str = words[0] if words else max((int(d) for d in dists), default=0)
-    _, loss_ulps, _ = ulp_distance(np.asarray(rb["loss"], np.float32), np.asarray(rr["loss"], np.float32))
-    return {"step": step, "loss_backend": _jsonable(rb["loss"]), "loss_reference": _jsonable(rr["loss"]),
-            "loss_ulps": loss_ulps, "differing_tensors": n_diff, "max_ulps": max_ulps, "first": first_here}
+    return {"step": step, "compared_tensors": len(items), "differing_tensors": n_diff, "max_ulps": max_ulps,
+            "first": first_here}
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -327,8 +238,7 @@ def format_report(report: dict[str, Any]) -> str:
                      f"max {fd['max_ulps']} ulp; first at {fd['index']}: backend {fd['backend_value']} "
                      f"vs reference {fd['reference_value']}")
     for s in report["per_step"]:
-        lines.append(f"  step {s['step']}: loss {s['loss_backend']} vs {s['loss_reference']} "
-                     f"({s['loss_ulps']} ulp), {s['differing_tensors']} tensor(s) differ, "
-                     f"max {s['max_ulps']} ulp"
+        lines.append(f"  step {s['step']}: {s['differing_tensors']}/{s['compared_tensors']} tensor(s) "
+                     f"differ, max {s['max_ulps']} ulp"
                      + (f", first: {s['first']}" if s["first"] else ""))
     return "\n".join(lines)

@@ -156,10 +156,11 @@ def compare_trainer(backend: Any, steps: int = 5, *, config: Any = None, preset:
         report.update(status="error", reason=f"reference side: {_err(exc)}")
         return report
     fwd_fmt, grad_fmt = cfg.fp8_recipe().fwd_format, cfg.fp8_recipe().grad_format
+    layers = _forward_order(cfg)
     for step in wanted:
         rb = [r for r in recs_b if r["step"] == step]
         rr = [r for r in recs_r if r["step"] == step]
-        report["per_step"].append(_compare_step(step, rb, rr, fwd_fmt, grad_fmt, report))
+        report["per_step"].append(_compare_step(step, layers, rb, rr, fwd_fmt, grad_fmt, report))
         report["steps_run"] = step + 1
     report["identical"] = report["first_divergence"] is None
     return report
@@ -182,11 +183,18 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _compare_step(step: int, rb: list[dict[str, Any]], rr: list[dict[str, Any]], fwd_fmt: Any, grad_fmt: Any,
-                  report: dict[str, Any]) -> dict[str, Any]:
+def _forward_order(cfg: Any) -> list[str]:
+    """The FP8 linear layers of ``cfg``'s model in forward order (backward visits them in reverse)."""
+    from fp8ref.nn.train import build_model, load_data
+
+    return list(build_model(cfg, load_data(cfg).vocab_size)[1])
+
+
+def _compare_step(step: int, order: list[str], rb: list[dict[str, Any]], rr: list[dict[str, Any]],
+                  fwd_fmt: Any, grad_fmt: Any, report: dict[str, Any]) -> dict[str, Any]:
     by_b = {r["layer"]: r for r in rb}
     by_r = {r["layer"]: r for r in rr}
-    layers = [r["layer"] for r in rb]
+    layers = [n for n in order if n in by_b] + sorted(set(by_b) - set(order))
     items: list[tuple[str, str, str, Any, Any, Any]] = []  # (phase, layer, tensor, backend, reference, fmt)
     for phase, order, names in (("forward", layers, _FORWARD), ("backward", layers[::-1], _BACKWARD)):
         for layer in order:

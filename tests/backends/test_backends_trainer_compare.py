@@ -15,18 +15,18 @@ SMALL = dict(batch_size=4, block_size=16)
 
 
 class _FlipOne(ReferenceBackend):
-    """The reference, except that the ``at``-th scaled_mm call returns out[0, 0] one ulp larger."""
+    """The reference, except that the scaled_mm calls numbered in ``at`` return out[0, 0] one ulp larger."""
 
     name = "flip-one"
-    at = 0
 
-    def __init__(self) -> None:
+    def __init__(self, at: set[int]) -> None:
         super().__init__()
+        self.at = at
         self.calls = 0
 
     def scaled_mm(self, *args, **kwargs):
         out = super().scaled_mm(*args, **kwargs)
-        if self.calls == self.at:
+        if self.calls in self.at:
             out = out.copy()
             out[0, 0] = np.nextafter(out[0, 0], np.float32(np.inf))
         self.calls += 1
@@ -59,19 +59,18 @@ def test_reference_against_itself_is_identical() -> None:
     assert "identical" in format_report(r)
 
 
-@pytest.mark.parametrize("phase_call", ["forward", "backward-dw"])
-def test_injected_deviation_is_located(phase_call: str) -> None:
+@pytest.mark.parametrize("where", ["forward", "backward"])
+def test_injected_deviations_are_located_in_execution_order(where: str) -> None:
+    """Step 1 has n forward GEMMs (forward layer order), then dx and dw per layer in reverse order. One ulp
+    is added to every y (forward) or every dw (backward) of step 1: the first divergence must be the first of
+    them in execution order -- the first layer forward, the last layer backward."""
     layers = _fp8_layers()
     n = len(layers)
-    be = _FlipOne()
-    # step 1: n forward GEMMs (layer order), then per layer in reverse order dx then dw
-    if phase_call == "forward":
-        be.at, want = 3 * n + 1, ("forward", layers[1], "y")
-    elif phase_call == "backward-dx":
-        be.at, want = 3 * n + n, ("backward", layers[-1], "dx")
+    if where == "forward":
+        at, want = {3 * n + i for i in range(n)}, ("forward", layers[0], "y")
     else:
-        be.at, want = 3 * n + n + 1, ("backward", layers[-1], "dw")
-    r = compare_trainer(be, steps=2, **SMALL)
+        at, want = {3 * n + n + 2 * i + 1 for i in range(n)}, ("backward", layers[-1], "dw")
+    r = compare_trainer(_FlipOne(at), steps=2, **SMALL)
     fd = r["first_divergence"]
     assert fd is not None and not r["identical"]
     assert (fd["step"], fd["phase"], fd["layer"], fd["tensor"]) == (1, *want)

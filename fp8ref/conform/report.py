@@ -51,6 +51,9 @@ def format_table(rep: ConformReport, *, worst: int = 5) -> str:
         lines.append("\nskipped:")
         for reason, n in sorted(skipped.items(), key=lambda kv: -kv[1]):
             lines.append(f"  {n:4} x {reason}")
+    if rep.not_run:
+        lines.append("not run (no backend operation; checked by 'fp8ref golden verify'): "
+                     + ", ".join(f"{n} x {op}" for op, n in rep.not_run.items()))
     if rep.accumulation:
         a = rep.accumulation
         lines.append(f"\nmatmul accumulation: claimed {a['claimed']!r}; best explained by {a['best']!r}"

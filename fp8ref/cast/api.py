@@ -36,25 +36,25 @@ def _float_input(x: Any) -> np.ndarray:
         raise TypeError(f"x must hold floating-point values (float16, bfloat16, float32, float64), "
                         f"got {type(x).__name__}")
     a = np.asarray(x)
-    kind = a.dtype.kind
-    if kind == "f":
-        if a.dtype.itemsize == 2:
+    dt = a.dtype
+    if dt.kind == "f" and dt.type in (np.float16, np.float32, np.float64):
+        if dt.itemsize == 2:
             return a.astype(np.float32)  # exact
-        if a.dtype.itemsize in (4, 8):
-            return a.astype(a.dtype.newbyteorder("="), copy=False)
-        raise TypeError(f"x: {a.dtype} is not supported (its values do not all fit float64 exactly); "
-                        "use float16, bfloat16, float32 or float64")
-    if kind == "V":
+        return a.astype(dt.newbyteorder("="), copy=False)
+    if dt.kind in "fV" and dt.itemsize <= 2 and dt.type.__module__.startswith("ml_dtypes"):
         import ml_dtypes
 
         try:
-            ml_dtypes.finfo(a.dtype)
+            ml_dtypes.finfo(dt)
         except Exception:  # noqa: BLE001 - any failure means "not an ml_dtypes float"
             pass
         else:
             return a.astype(np.float32)  # every ml_dtypes float widens exactly to float32
+    if dt.kind == "f":
+        raise TypeError(f"x: {dt} is not supported (its values do not all fit float64 exactly); "
+                        "use float16, bfloat16, float32 or float64")
     raise TypeError(f"x must hold floating-point values (float16, bfloat16, float32, float64), got dtype "
-                    f"{a.dtype}")
+                    f"{dt}")
 
 
 def _check_out(out: Any, shape: tuple[int, ...], f: Format) -> np.ndarray:

@@ -45,7 +45,8 @@ def main() -> None:
         "Delayed (tensor, 1 pass)": lambda: quantize_scaled(x, e4, Delayed(history_len=16)),
         "Current (tensor, TE)": lambda: quantize_scaled(x, e4, Current()),
         "JustInTime (row)": lambda: quantize_scaled(x2, e4, JustInTime(granularity="row")),
-        "Current (1x128, pow2)": lambda: quantize_scaled(x2, e4, Current(granularity=(1, 128), power_of_2=True)),
+        "Current (1x128, pow2)": lambda: quantize_scaled(x2, e4, Current(granularity=(1, 128),
+                                                                          power_of_2=True)),
         "MX (RCEIL)": lambda: quantize_scaled(x2, e4, MX("RCEIL")),
     }
     print(f"n = 2**{args.log2n} float32 -> E4M3, nearest_even, saturating; medians of {args.repeat}")

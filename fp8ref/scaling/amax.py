@@ -26,7 +26,7 @@ def _bits_to_f32(m: np.ndarray, dt: np.dtype) -> np.ndarray:
 def amax_grid(w: np.ndarray, block: tuple[int, int], nan: str = "propagate") -> np.ndarray:
     """Per-block amax of a 2-D float32/float64 C-contiguous array ``w`` as a float32 grid
     ``(ceil(M/br), ceil(N/bc))``; partial edge blocks use the elements present."""
-    from fp8ref.scaling.kernels import amax_bits_blocks
+    from fp8ref.scaling.kernels import amax_bits_blocks, threads_for
 
     udt, mask, inf_bits = _BITS[w.dtype]
     br, bc = block
@@ -34,18 +34,20 @@ def amax_grid(w: np.ndarray, block: tuple[int, int], nan: str = "propagate") -> 
         gm = -(-w.shape[0] // br)
         gn = -(-w.shape[1] // bc)
         return np.zeros((gm, gn), dtype=np.float32)
-    g = amax_bits_blocks(w.view(udt), br, bc, mask, inf_bits, nan == "ignore")
+    with threads_for(w.size):
+        g = amax_bits_blocks(w.view(udt), br, bc, mask, inf_bits, nan == "ignore")
     return _bits_to_f32(g, w.dtype)
 
 
 def amax_flat(w: np.ndarray, nan: str = "propagate") -> np.float32:
     """amax of a float32/float64 C-contiguous array (any shape) as a float32 scalar."""
-    from fp8ref.scaling.kernels import amax_bits
+    from fp8ref.scaling.kernels import amax_bits, threads_for
 
     if w.size == 0:
         return np.float32(0.0)
     udt, mask, inf_bits = _BITS[w.dtype]
-    m = amax_bits(w.reshape(-1).view(udt), mask, inf_bits, nan == "ignore")
+    with threads_for(w.size):
+        m = amax_bits(w.reshape(-1).view(udt), mask, inf_bits, nan == "ignore")
     return np.float32(_bits_to_f32(np.array(m, dtype=udt), w.dtype)[()])
 
 

@@ -9,10 +9,29 @@ reductions vectorise, so this pass runs at memory speed.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+import numba
 import numpy as np
 from numba import njit, prange
 
-from fp8ref.cast.kernels import encode_scalar, f32_to_bits
+from fp8ref.cast.kernels import f32_to_bits
+
+SMALL = 1 << 17  # below this many elements a parallel launch costs more than it saves
+
+
+@contextmanager
+def threads_for(n: int):
+    """Run the kernels called inside on one thread when ``n`` (elements) is small."""
+    if n >= SMALL:
+        yield
+        return
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
 
 
 @njit(cache=True, parallel=True)
@@ -171,36 +190,3 @@ def scaled_cast_blocks_f32(x, qgrid, br, bc, fp, out):  # pragma: no cover - com
             xs, os = x[i, lo:hi], out[i, lo:hi]
             for j in range(xs.size):
                 os[j] = encode_f32(xs[j] * q, fp)
-
-
-@njit(cache=True, parallel=True)
-def scaled_cast_blocks_f64(x, qgrid, br, bc, p, mode, saturate, out):  # pragma: no cover - compiled
-    """Float64 input (or a format the float32 encoder does not cover): ``y = x * q`` in ``x``'s precision,
-    then the cast module's exact scalar encoder. Returns the number of elements without an encoding."""
-    m_rows, n_cols = x.shape
-    gn = qgrid.shape[1]
-    nerr = 0
-    for i in prange(m_rows):
-        bi = i // br
-        for bj in range(gn):
-            q = x.dtype.type(qgrid[bi, bj])
-            for j in range(bj * bc, min(n_cols, (bj + 1) * bc)):
-                c = encode_scalar(x[i, j] * q, p, mode, saturate, 0, 0)
-                if c < 0:
-                    nerr += 1
-                    c = 0
-                out[i, j] = c
-    return nerr
-
-
-@njit(cache=True, parallel=True)
-def scaled_cast_flat_f64(x, q, p, mode, saturate, out):  # pragma: no cover - compiled
-    """1-D version of :func:`scaled_cast_blocks_f64` with one multiplier ``q`` (already of ``x``'s type)."""
-    nerr = 0
-    for i in prange(x.size):
-        c = encode_scalar(x[i] * q, p, mode, saturate, 0, 0)
-        if c < 0:
-            nerr += 1
-            c = 0
-        out[i] = c
-    return nerr

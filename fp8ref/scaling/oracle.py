@@ -132,8 +132,9 @@ def mx_code_exact(amax: float, fmt: Format, rule: str) -> int:
 
 def scaled_value(x: float, q: float, compute: str) -> float:
     """``x * q`` rounded to nearest even in float32 (``compute="float32"``) or float64."""
-    return round_to(Fraction(x) * Fraction(q), FP32 if compute == "float32" else FP64) \
-        if not (math.isnan(x) or math.isinf(x) or math.isnan(q)) else x * q
+    if math.isnan(x) or math.isinf(x) or math.isnan(q) or x == 0:
+        return x * q  # NaN, +-Inf and signed zeros: IEEE (the sign of zero is kept)
+    return round_to(Fraction(x) * Fraction(q), FP32 if compute == "float32" else FP64)
 
 
 def quantize_block_exact(values: Any, q: float, fmt: Format, compute: str, rounding: str = "nearest_even",

@@ -23,6 +23,8 @@ from fp8ref.scaling.recipes import (
 from fp8ref.scaling.tensor import ScaledTensor
 
 _STOCHASTIC = ("stochastic", "stochastic_fast", "stochastic_fastest")
+_ROUNDING_MODES = ("nearest_even", "nearest_away", "toward_zero", "toward_positive", "toward_negative",
+                   *_STOCHASTIC)  # fp8ref.ROUNDING_MODES, without importing the cast package here
 _FUSED = True  # the fused kernels; tests switch this off to run the reference path
 
 
@@ -77,46 +79,38 @@ def _cast_unfused(w: np.ndarray, q: np.ndarray, block: tuple[int, ...], fmt: For
     return quantize(y, fmt, rounding=rounding, saturate=saturate, **cast_kw)
 
 
-def _fusable(fmt: Format, q: np.ndarray, rounding: str) -> bool:
-    from fp8ref.cast.oracle import STOCHASTIC_MODES
+def _fusable(w: np.ndarray, fmt: Format, rounding: str, saturate: bool) -> bool:
+    """Whether the fused float32 kernels apply: float32 (or widened float16/bfloat16) input, a
+    deterministic rounding mode and a format the float32 encoder covers. Everything else takes the
+    reference path (the same result)."""
+    from fp8ref.cast.oracle import ROUNDING_MODES
+    from fp8ref.scaling import kernels as k
 
-    return rounding not in STOCHASTIC_MODES and not (fmt.nan_code is None and np.any(np.isnan(q)))
+    if not _FUSED or w.dtype != np.float32 or rounding in _STOCHASTIC:
+        return False
+    return k.f32_encoder_params(fmt, saturate, ROUNDING_MODES.index(rounding)) is not None
 
 
 def _cast_fused(w: np.ndarray, q: np.ndarray, block: tuple[int, ...], fmt: Format, rounding: str,
                 saturate: bool, with_amax: bool = False) -> tuple[np.ndarray, np.float32 | None]:
-    """One pass over ``w``: multiply by the block's ``q`` in ``w``'s precision and encode; with
+    """One pass over the float32 ``w``: multiply by the block's ``q`` in float32 and encode; with
     ``with_amax`` (per tensor only) also the amax of ``w`` with NaN ignored."""
-    from fp8ref.cast import kernels as ck
     from fp8ref.cast.oracle import ROUNDING_MODES
     from fp8ref.scaling import kernels as k
 
-    mode = ROUNDING_MODES.index(rounding)
+    fp = k.f32_encoder_params(fmt, saturate, ROUNDING_MODES.index(rounding))
     out = np.empty(w.shape, dtype=np.uint8)
-    fp = k.f32_encoder_params(fmt, saturate, mode) if w.dtype == np.float32 else None
     amax_v = None
-    nerr = 0
-    if q.ndim == 0:
-        flat, oflat = w.reshape(-1), out.reshape(-1)
-        if fp is not None and with_amax:
-            m = k.scaled_cast_amax_flat_f32(flat, np.float32(q), fp, oflat)
-            amax_v = np.array(m, dtype=np.int32).view(np.float32)[()]
-        elif fp is not None:
-            k.scaled_cast_flat_f32(flat, np.float32(q), fp, oflat)
+    with k.threads_for(w.size):
+        if q.ndim == 0:
+            flat, oflat = w.reshape(-1), out.reshape(-1)
+            if with_amax:
+                m = k.scaled_cast_amax_flat_f32(flat, np.float32(q), fp, oflat)
+                amax_v = np.array(m, dtype=np.int32).view(np.float32)[()]
+            else:
+                k.scaled_cast_flat_f32(flat, np.float32(q), fp, oflat)
         else:
-            nerr = k.scaled_cast_flat_f64(flat, w.dtype.type(q), ck.format_params(fmt), mode, bool(saturate),
-                                          oflat)
-    else:
-        br, bc = block
-        if fp is not None:
-            k.scaled_cast_blocks_f32(w, q, br, bc, fp, out)
-        else:
-            nerr = k.scaled_cast_blocks_f64(w, q, br, bc, ck.format_params(fmt), mode, bool(saturate), out)
-    if nerr:
-        raise ValueError(f"{nerr} element(s) of the scaled x have no encoding in {fmt.name}, which has no "
-                         "NaN: NaN input, or overflow with saturate=False")
-    if with_amax and amax_v is None:
-        amax_v = amax_flat(w, "ignore")
+            k.scaled_cast_blocks_f32(w, q, block[0], block[1], fp, out)
     return out, amax_v
 
 
@@ -134,6 +128,10 @@ def quantize_scaled(x: Any, fmt: Any, recipe: Any, *, rounding: str = "nearest_e
     state).
     """
     fmt = element_format(fmt)
+    if rounding not in _ROUNDING_MODES:
+        raise ValueError(f"rounding must be one of {_ROUNDING_MODES}, got {rounding!r}")
+    if not isinstance(saturate, (bool, np.bool_)):
+        raise TypeError(f"saturate must be a bool, got {type(saturate).__name__}")
     if not isinstance(recipe, RECIPES):
         raise TypeError(f"recipe must be one of {[r.__name__ for r in RECIPES]}, got {type(recipe).__name__}")
     if state is not None and not isinstance(recipe, (Delayed, MSAMP)):
@@ -146,7 +144,7 @@ def quantize_scaled(x: Any, fmt: Any, recipe: Any, *, rounding: str = "nearest_e
     amax_g = None
     new_state = None
 
-    fused = _FUSED and rounding not in _STOCHASTIC
+    fused = _fusable(w, fmt, rounding, saturate)
     if isinstance(recipe, Constant):
         q, s, bias = rules.constant(recipe.bias)
     elif isinstance(recipe, Delayed):
@@ -175,7 +173,7 @@ def quantize_scaled(x: Any, fmt: Any, recipe: Any, *, rounding: str = "nearest_e
 
     q = np.asarray(q, dtype=np.float32)
     if not isinstance(recipe, Delayed) or not fused:
-        if fused and _fusable(fmt, q, rounding):
+        if fused:
             codes, _ = _cast_fused(w, q, block, fmt, rounding, saturate)
         else:
             codes = _cast_unfused(w, q, block, fmt, rounding, saturate, cast_kw)

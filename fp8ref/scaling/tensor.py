@@ -104,7 +104,7 @@ class ScaledTensor:
         v = dequantize(self.codes, self.fmt, dtype=np.float64)
         with np.errstate(invalid="ignore", over="ignore"):
             out = v * self.expand().astype(np.float64)
-        return out.astype(dt)
+            return out.astype(dt)
 
     def __repr__(self) -> str:
         return (f"ScaledTensor(shape={self.shape}, fmt={self.fmt.name}, granularity={self.granularity!r}, "

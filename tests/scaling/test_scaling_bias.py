@@ -14,7 +14,8 @@ from fp8ref import E4M3, E4M3FNUZ, E5M2, E5M2FNUZ, scale_bias
 from fp8ref.scaling.oracle import scale_bias_exact
 
 FORMATS = [E4M3, E5M2, E4M3FNUZ, E5M2FNUZ, fp8ref.E2M1]
-f32 = st.floats(min_value=0, max_value=float(np.float32(3e38)), width=32, allow_nan=False, allow_infinity=False)
+f32 = st.floats(min_value=0, max_value=float(np.float32(3e38)), width=32, allow_nan=False,
+                allow_infinity=False)
 
 
 def test_hand_worked_examples():

@@ -76,7 +76,9 @@ def _amax_sequence(rng, n):
 def _tensor_with_amax(a, rng):
     if a == "nan":
         return np.array([np.nan, 3.0, -2.0], dtype=np.float32)
-    x = (rng.standard_normal(7) * a / 8).astype(np.float32) if math.isfinite(a) and a > 0 else np.zeros(7, np.float32)
+    x = np.zeros(7, np.float32)
+    if math.isfinite(a) and a > 0:
+        x = (rng.standard_normal(7) * a / 8).astype(np.float32)
     x = np.clip(x, -a, a).astype(np.float32) if math.isfinite(a) else x
     x[3] = -a
     return x
@@ -106,7 +108,8 @@ def test_state_sequence_matches_te(length, algo, bulk, fmt, margin):
         hist, scale = te_update(hist, scale, fmt.max, margin, algo, bulk)
         state = st.state
         assert isinstance(state, DelayedState)
-        assert state.amax_history.view(np.uint32).tolist() == np.array(hist, np.float32).view(np.uint32).tolist()
+        want_hist = np.array(hist, np.float32).view(np.uint32).tolist()
+        assert state.amax_history.view(np.uint32).tolist() == want_hist
         assert state.scale.view(np.uint32) == np.float32(scale).view(np.uint32), step
 
 

@@ -181,8 +181,7 @@ def _bfma_chain(a, ea, b, eb, k0, k1, d, special, nfma, F, ofb, rz, floor, emin_
     return d
 
 
-@njit(cache=True, parallel=True)
-def _bfma_gemm_kernel(A, EA, BT, EBT, C, badA, badB, nfma, F, ofb, rz, floor, emin_c, oemin, oemax, sep):
+def _bfma_gemm_kernel_py(A, EA, BT, EBT, C, badA, badB, nfma, F, ofb, rz, floor, emin_c, oemin, oemax, sep):
     M, K = A.shape
     N = BT.shape[0]
     out = np.empty((M, N), dtype=np.float64)
@@ -200,8 +199,7 @@ def _bfma_gemm_kernel(A, EA, BT, EBT, C, badA, badB, nfma, F, ofb, rz, floor, em
     return out
 
 
-@njit(cache=True, parallel=True)
-def _bfma_dots_kernel(A, EA, B, EB, c, badA, badB, nfma, F, ofb, rz, floor, emin_c, oemin, oemax, sep):
+def _bfma_dots_kernel_py(A, EA, B, EB, c, badA, badB, nfma, F, ofb, rz, floor, emin_c, oemin, oemax, sep):
     L, K = A.shape
     out = np.empty(L, dtype=np.float64)
     for i in prange(L):
@@ -210,8 +208,7 @@ def _bfma_dots_kernel(A, EA, B, EB, c, badA, badB, nfma, F, ofb, rz, floor, emin
     return out
 
 
-@njit(cache=True, parallel=True)
-def _promoted_gemm_kernel(A, EA, BT, EBT, C, badA, badB, nfma, F, ofb, rz, floor, emin_c, oemin, oemax,
+def _promoted_gemm_kernel_py(A, EA, BT, EBT, C, badA, badB, nfma, F, ofb, rz, floor, emin_c, oemin, oemax,
                           sep, every, am, aemin, aemax):
     M, K = A.shape
     N = BT.shape[0]
@@ -236,6 +233,22 @@ def _promoted_gemm_kernel(A, EA, BT, EBT, C, badA, badB, nfma, F, ofb, rz, floor
     return out
 
 
+def _promoted_dots_kernel_py(A, EA, B, EB, c, badA, badB, nfma, F, ofb, rz, floor, emin_c, oemin, oemax, sep,
+                             every, am, aemin, aemax):
+    L, K = A.shape
+    out = np.empty(L, dtype=np.float64)
+    for i in prange(L):
+        special = badA[i] or badB[i]
+        main = c[i]
+        for g0 in range(0, K, every):
+            g1 = min(g0 + every, K)
+            part = _bfma_chain(A[i], EA[i], B[i], EB[i], g0, g1, 0.0, special, nfma, F, ofb, rz, floor,
+                               emin_c, oemin, oemax, sep)
+            main = _add_round(main, part, am, aemin, aemax)
+        out[i] = main
+    return out
+
+
 def _check_bfma_params(params: tuple, K: int) -> None:
     nfma, F = params[0], params[1]
     # |term| < 2**(F+2), at most nfma + 1 terms per block: the float64 sum must stay exact
@@ -254,26 +267,26 @@ def _prep(A: np.ndarray, B: np.ndarray, fa, fb):
 def bfma_gemm(A, B, C, params, fa, fb) -> np.ndarray:
     _check_bfma_params(params, A.shape[1])
     BT, EA, EBT, badA, badB = _prep(A, B, fa, fb)
-    return _bfma_gemm_kernel(A, EA, BT, EBT, C, badA, badB, *params)
+    return _pick(_BFMA_GEMM, A.size * B.shape[1])(A, EA, BT, EBT, C, badA, badB, *params)
 
 
 def bfma_dots(A, B, c, params, fa, fb) -> np.ndarray:
     _check_bfma_params(params, A.shape[1])
     EA = exponents(A, fa.emin)
     EB = exponents(B, fb.emin)
-    return _bfma_dots_kernel(A, EA, B, EB, c, _nonfinite_rows(A), _nonfinite_rows(B), *params)
+    return _pick(_BFMA_DOTS, A.size)(A, EA, B, EB, c, _nonfinite_rows(A), _nonfinite_rows(B), *params)
 
 
 def promoted_gemm(A, B, C, params, every, acc, fa, fb) -> np.ndarray:
     _check_bfma_params(params, A.shape[1])
     BT, EA, EBT, badA, badB = _prep(A, B, fa, fb)
-    return _promoted_gemm_kernel(A, EA, BT, EBT, C, badA, badB, *params, int(every), *acc)
+    return _pick(_PROMOTED_GEMM, A.size * B.shape[1])(A, EA, BT, EBT, C, badA, badB, *params, int(every),
+                                                        *acc)
 
 
 # --------------------------------------------------------------------------------------------------
 # sequential
-@njit(cache=True, parallel=True)
-def _sequential_kernel(A, BT, C, am, aemin, aemax):
+def _sequential_kernel_py(A, BT, C, am, aemin, aemax):
     M, K = A.shape
     N = BT.shape[0]
     out = np.empty((M, N), dtype=np.float64)
@@ -288,8 +301,16 @@ def _sequential_kernel(A, BT, C, am, aemin, aemax):
     return out
 
 
+def promoted_dots(A, B, c, params, every, acc, fa, fb) -> np.ndarray:
+    _check_bfma_params(params, A.shape[1])
+    EA = exponents(A, fa.emin)
+    EB = exponents(B, fb.emin)
+    return _pick(_PROMOTED_DOTS, A.size)(A, EA, B, EB, c, _nonfinite_rows(A), _nonfinite_rows(B), *params,
+                                         int(every), *acc)
+
+
 def sequential_gemm(A, B, C, acc) -> np.ndarray:
-    return _sequential_kernel(A, np.ascontiguousarray(B.T), C, *acc)
+    return _pick(_SEQUENTIAL, A.size * B.shape[1])(A, np.ascontiguousarray(B.T), C, *acc)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -375,8 +396,7 @@ def _acc_round(limbs, mbits, emin, emax):
     return _round_pair(s, err, mbits, emin, emax)
 
 
-@njit(cache=True, parallel=True)
-def _exact_kernel(A, BT, C, badA, badB, am, aemin, aemax):
+def _exact_kernel_py(A, BT, C, badA, badB, am, aemin, aemax):
     M, K = A.shape
     N = BT.shape[0]
     out = np.empty((M, N), dtype=np.float64)
@@ -413,4 +433,24 @@ def _exact_kernel(A, BT, C, badA, badB, am, aemin, aemax):
 
 def exact_gemm(A, B, C, acc) -> np.ndarray:
     BT = np.ascontiguousarray(B.T)
-    return _exact_kernel(A, BT, C, _nonfinite_rows(A), _nonfinite_rows(BT), *acc)
+    return _pick(_EXACT, A.size * B.shape[1])(A, BT, C, _nonfinite_rows(A), _nonfinite_rows(BT), *acc)
+
+
+# every kernel in a serial and a parallel (prange over rows) build: small problems skip the thread start-up
+_SERIAL_WORK = 1 << 18
+
+
+def _twins(fn):
+    return njit(cache=True)(fn), njit(cache=True, parallel=True)(fn)
+
+
+_BFMA_GEMM = _twins(_bfma_gemm_kernel_py)
+_BFMA_DOTS = _twins(_bfma_dots_kernel_py)
+_PROMOTED_GEMM = _twins(_promoted_gemm_kernel_py)
+_PROMOTED_DOTS = _twins(_promoted_dots_kernel_py)
+_SEQUENTIAL = _twins(_sequential_kernel_py)
+_EXACT = _twins(_exact_kernel_py)
+
+
+def _pick(pair, work: int):
+    return pair[1] if work >= _SERIAL_WORK else pair[0]

@@ -314,6 +314,14 @@ class Promoted:
         A, B, C = _gemm_args(self, A, B, C)
         return self._gemm_checked(A, B, C)
 
+    def dots(self, A: Any, B: Any, c: Any = None) -> np.ndarray:
+        """Row-wise dot products: ``out[l] = dot(A[l], B[l], c[l])`` for (L, K) arrays ``A``, ``B``."""
+        A, B, c = _dots_args(self, A, B, c)
+        from fp8ref.accum import kernels
+
+        return kernels.promoted_dots(A, B, c, self.inner._kernel_params(), self.every,
+                                     _acc_params(self.acc_format), self.inner.in_format, self.inner.format_b)
+
     def _gemm_checked(self, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:
         from fp8ref.accum import kernels
 

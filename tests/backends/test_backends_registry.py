@@ -197,3 +197,14 @@ def test_scale_granularity_names() -> None:
         g(np.ones((3, 3), np.float32), 4, 8, "a")
     with pytest.raises(ValueError, match="operand"):
         g(1.0, 4, 8, "c")
+
+
+def test_import_is_light() -> None:
+    """Importing the backends package, listing names and resolving the reference import neither torch nor
+    numba; only running an operation does."""
+    import subprocess
+
+    code = ("import sys, fp8ref.backends as b; b.names(); "
+            "print('torch' in sys.modules, 'numba' in sys.modules, 'ml_dtypes' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False", "False"]

@@ -163,6 +163,15 @@ def test_cpu_scales_elementwise_before_the_gemm() -> None:
     assert be.scaled_mm(a, b, s, s)[0, 0] == np.float32(x * x)
 
 
+def test_fast_accum_is_ignored_on_cpu() -> None:
+    rng = np.random.default_rng(6)
+    a = fp8ref.quantize(rng.standard_normal((8, 700)), "E4M3")
+    b = fp8ref.quantize(rng.standard_normal((700, 9)), "E4M3")
+    s = np.float32(0.3)
+    np.testing.assert_array_equal(backends.get("torch-cpu-fastaccum").scaled_mm(a, b, s, s),
+                                  backends.get("torch-cpu").scaled_mm(a, b, s, s))
+
+
 def test_capabilities_and_claims() -> None:
     caps = backends.get("torch-cpu").capabilities
     assert caps.accumulation == "fp32" and not caps.accumulation_selectable

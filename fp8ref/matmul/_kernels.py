@@ -216,3 +216,16 @@ def _divide_round_odd(p: np.ndarray, k: int, work: np.ndarray, hi: float, sr: fl
         if side2 != side:
             return q if _is_odd(q) else q2
         q = q2
+
+
+@njit(cache=True, parallel=True)
+def decode_count(codes: np.ndarray, table: np.ndarray, out: np.ndarray, hist: np.ndarray) -> None:
+    """``out = table[codes]`` and ``hist[c, code]`` counts of each code over row chunk ``c`` (one pass)."""
+    m, k = codes.shape
+    nchunk = hist.shape[0]
+    for c in prange(nchunk):
+        for i in range(c * m // nchunk, (c + 1) * m // nchunk):
+            for j in range(k):
+                code = codes[i, j]
+                hist[c, code] += 1
+                out[i, j] = table[code]

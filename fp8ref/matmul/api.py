@@ -8,7 +8,7 @@ import numpy as np
 
 from fp8ref.formats import E4M3, FP64
 from fp8ref.matmul import inputs as inp
-from fp8ref.matmul.exact import exact_terms, profile
+from fp8ref.matmul.exact import decode, exact_terms, profile
 from fp8ref.matmul.rounding import format_params, round_values
 
 _FP64_PARAMS = format_params(FP64)
@@ -124,7 +124,11 @@ def _exact(opa: inp.Operand, opb: inp.Operand, sa: inp.Scales, sb: inp.Scales, b
 
     bounds = segments(sa, sb, k)
     ga, gb = segment_scales(sa, sb, bounds, m, n)
-    pa, pb = profile(opa.codes, opa.fmt), profile(opb.codes, opb.fmt)
+    codes_a = np.ascontiguousarray(opa.codes)
+    codes_b = np.ascontiguousarray(opb.codes)
+    dec_a, hist_a = decode(codes_a, opa.fmt)
+    dec_b, hist_b = decode(codes_b, opb.fmt)
+    pa, pb = profile(codes_a, opa.fmt, hist_a), profile(codes_b, opb.fmt, hist_b)
     special = (pa.has_special or pb.has_special or not np.isfinite(ga).all() or not np.isfinite(gb).all()
                or (bias is not None and not np.isfinite(bias).all()))
     if special:
@@ -135,13 +139,12 @@ def _exact(opa: inp.Operand, opb: inp.Operand, sa: inp.Scales, sb: inp.Scales, b
     params = format_params(out.fmt) if sr is None or plain_sr else _FP64_PARAMS
     res_dtype = np.float32 if out.dtype == np.float32 and params is not _FP64_PARAMS else np.float64
     res = np.empty((m, n), dtype=res_dtype)
-    codes_a = np.ascontiguousarray(opa.codes)
-    codes_b = np.ascontiguousarray(opb.codes)
     nseg = len(bounds) - 1
     rows = max(1, min(m, _ROW_BYTES // max(1, 8 * n * max(nseg, 1) * 4)))
     for r0 in range(0, m, rows):
         r1 = min(m, r0 + rows)
-        terms, seg = exact_terms(codes_a[r0:r1], opa.fmt, codes_b, opb.fmt, bounds, pa, pb)
+        terms, seg = exact_terms(codes_a[r0:r1], opa.fmt, codes_b, opb.fmt, bounds, pa, pb,
+                                 dec_a[r0:r1], dec_b)
         exact_epilogue(terms, seg, ga[r0:r1], gb, bias_arr, bias is not None, sr if plain_sr else 1.0,
                        plain_sr, *params, res_dtype == np.float32, res[r0:r1])
     if sr is not None and not plain_sr:

@@ -47,14 +47,28 @@ def log_ratio(mag: np.ndarray, lsb: np.ndarray) -> float:
     return math.log2(float(mag.max())) - float(lsb.min())
 
 
-def profile(codes: np.ndarray, fmt: Format) -> Profile:
+def profile(codes: np.ndarray, fmt: Format, counts: np.ndarray | None = None) -> Profile:
+    """The present codes of an operand (from ``counts``, a 256-entry histogram, when given)."""
     _, mag, lsb, special = tables(fmt)
-    present = np.bincount(codes.ravel(), minlength=256) > 0
+    if counts is None:
+        counts = np.bincount(codes.ravel(), minlength=256)
+    present = counts > 0
     use = present & (mag > 0)
     idx = np.nonzero(use)[0]
     order = np.argsort(mag[idx], kind="stable")
     idx = idx[order]
     return Profile(idx, mag[idx], lsb[idx], bool((present & special).any()))
+
+
+def decode(codes: np.ndarray, fmt: Format) -> tuple[np.ndarray, np.ndarray]:
+    """(values with NaN/Inf codes as 0, float64; histogram of the codes), in one pass."""
+    from fp8ref.matmul._kernels import decode_count
+
+    out = np.empty(codes.shape)
+    nchunk = max(1, min(16, codes.shape[0]))
+    hist = np.zeros((nchunk, 256), dtype=np.int64)
+    decode_count(codes, finite_table(fmt), out, hist)
+    return out, hist.sum(axis=0)
 
 
 def partition(p: Profile, budget: float) -> list[np.ndarray] | None:
@@ -91,16 +105,17 @@ class Plan:
 
 
 def plan(pa: Profile, pb: Profile, k: int) -> Plan:
-    """The cheapest split (fewest piece products) with every piece product exact in float64."""
+    """The split with the fewest float64 terms per output element (piece products times K chunks), every
+    piece product exact in float64."""
     best: Plan | None = None
-    k_chunks = [k] + [c for c in (1 << 20, 1 << 16, 1 << 12, 1 << 8, 1) if c < k]
-    for kc in k_chunks:
+    best_cost = math.inf
+    ra, rb = pa.log_ratio, pb.log_ratio
+    for kc in [k] + [c for c in (1 << 20, 1 << 16, 1 << 12, 1 << 8, 1 << 4, 1) if c < k]:
         room = MANTISSA - math.log2(max(kc, 1))
-        ra, rb = pa.log_ratio, pb.log_ratio
+        cand: Plan | None = None
         if ra + rb <= room:
             cand = Plan([pa.codes], [pb.codes], kc)
         else:
-            cand = None
             for budget_a in [ra] + [float(x) for x in range(1, int(room))]:
                 split_a = [pa.codes] if budget_a >= ra else partition(pa, budget_a)
                 if split_a is None:
@@ -111,9 +126,11 @@ def plan(pa: Profile, pb: Profile, k: int) -> Plan:
                 c = Plan(split_a, split_b, kc)
                 if cand is None or c.n_products < cand.n_products:
                     cand = c
-        if cand is not None and (best is None or cand.n_products < best.n_products):
-            best = cand
-        if best is not None and best.n_products == 1:
+        if cand is not None:
+            cost = cand.n_products * -(-max(k, 1) // max(kc, 1))
+            if cost < best_cost:
+                best, best_cost = cand, cost
+        if best_cost == 1:
             break
     assert best is not None  # kc == 1 with one-value pieces always fits (<= 2 * 8 + 2 bits)
     return best
@@ -133,22 +150,23 @@ def finite_table(fmt: Format) -> np.ndarray:
 
 
 def exact_terms(codes_a: np.ndarray, fmt_a: Format, codes_b: np.ndarray, fmt_b: Format,
-                bounds: list[int], pa: Profile, pb: Profile) -> tuple[np.ndarray, np.ndarray]:
+                bounds: list[int], pa: Profile, pb: Profile,
+                dec_a: np.ndarray | None = None, dec_b: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Float64 matrices ``T[t]`` (each an exact product of pieces) and the K segment ``seg[t]`` of each, such
     that the exact value of ``sum_k a[i, k] * b[k, j]`` over segment ``s`` (NaN/Inf entries counted as 0) is
-    ``sum_{t: seg[t] == s} T[t, i, j]``."""
+    ``sum_{t: seg[t] == s} T[t, i, j]``. ``dec_a`` / ``dec_b``: the operands already decoded (NaN/Inf as 0).
+    """
     m, n = codes_a.shape[0], codes_b.shape[1]
     nseg = len(bounds) - 1
     seglen = max((bounds[s + 1] - bounds[s] for s in range(nseg)), default=0)
     pl = plan(pa, pb, seglen)
     if pl.n_products == 1:
-        tabs_a = [finite_table(fmt_a)]
-        tabs_b = [finite_table(fmt_b)]
+        xs = [np.take(finite_table(fmt_a), codes_a) if dec_a is None else dec_a]
+        ys = [np.take(finite_table(fmt_b), codes_b) if dec_b is None else dec_b]
     else:
-        tabs_a = [piece_table(fmt_a, c) for c in pl.pieces_a]
-        tabs_b = [piece_table(fmt_b, c) for c in pl.pieces_b]
-    dec_a = [np.take(t, codes_a) for t in tabs_a]
-    dec_b = [np.take(t, codes_b) for t in tabs_b]
+        xs = [np.take(piece_table(fmt_a, c), codes_a) for c in pl.pieces_a]
+        ys = [np.take(piece_table(fmt_b, c), codes_b) for c in pl.pieces_b]
     chunks_per_seg = [list(range(bounds[s], bounds[s + 1], max(pl.k_chunk, 1))) + [bounds[s + 1]]
                       for s in range(nseg)]
     nterm = sum((len(c) - 1) for c in chunks_per_seg) * pl.n_products
@@ -157,9 +175,9 @@ def exact_terms(codes_a: np.ndarray, fmt_a: Format, codes_b: np.ndarray, fmt_b: 
     t = 0
     for s, cuts in enumerate(chunks_per_seg):
         for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
-            for x in dec_a:
+            for x in xs:
                 xa = x[:, lo:hi]
-                for y in dec_b:
+                for y in ys:
                     np.matmul(xa, y[lo:hi, :], out=terms[t])
                     seg[t] = s
                     t += 1

@@ -508,8 +508,8 @@ def infer(dot_fn: DotFn, in_format: Format | str = E4M3, out_format: Format | st
                                   meas).all())
 
     # 8. validation on ordinary random vectors
-    inf = Inference(fa, out, m, nfma, nfma_min, frac_bits, frac_min, out_bits, rounding, e_floor, c_mode, promo,
-                    Kp, 0, 0, tuple(notes))
+    inf = Inference(fa, out, m, nfma, nfma_min, frac_bits, frac_min, out_bits, rounding, e_floor, c_mode,
+                    promo, Kp, 0, 0, tuple(notes))
     validated = mismatched = 0
     L = max(validate, 0)
     if _kernel_ok(base) and e_floor and L:
@@ -520,8 +520,8 @@ def infer(dot_fn: DotFn, in_format: Format | str = E4M3, out_format: Format | st
         got = mdl.dots(A2, B2, c2)
         validated = L
         mismatched = int((~_agree(got, meas)).sum())
-    return Inference(fa, out, m, nfma, nfma_min, frac_bits, frac_min, out_bits, rounding, e_floor, c_mode, promo,
-                     Kp, validated, mismatched, tuple(notes))
+    return Inference(fa, out, m, nfma, nfma_min, frac_bits, frac_min, out_bits, rounding, e_floor, c_mode,
+                     promo, Kp, validated, mismatched, tuple(notes))
 
 
 def _candidate(base: dict, floor: int | None, c_mode: str, promo: int | None) -> BlockFMA | Promoted:

@@ -27,7 +27,7 @@ from fp8ref.golden import manifest as mf
 from fp8ref.golden.io import LoadedCase, load_case
 from fp8ref.golden.ops import SUITES, suite_module
 
-__all__ = ["CaseResult", "SuiteSummary", "ConformReport", "run", "categorize", "Element"]
+__all__ = ["CaseResult", "SuiteSummary", "ConformReport", "run", "categorize", "Element", "pick_worst"]
 
 
 @dataclass
@@ -139,6 +139,8 @@ def _element_inputs(case: LoadedCase, out_name: str, idx: tuple[int, ...]) -> di
         for s in ("scale_a", "scale_b"):
             d[s] = repr(ins[s].tolist()) if ins[s].size <= 4 else f"shape {ins[s].shape}"
         return d
+    if case.op not in ("quantize_scaled", "scaled_sequence") or not out_name.startswith("codes"):
+        return {}
     x = ins.get("x") if "x" in ins else ins.get("x." + out_name.rsplit(".", 1)[-1])
     if x is not None and x.shape == case.outputs[out_name].shape:
         return {"x": _show(x, idx, None)}
@@ -167,13 +169,14 @@ def categorize(case: LoadedCase, out_name: str, idx: tuple[int, ...], expected: 
         xf = float(x)
         if math.isnan(xf):
             return "nan_vs_number"
-        if math.isinf(xf) or abs(xf) > fmt.max:
-            return "overflow"
-        if case.inputs["x"].dtype == np.float64 and "srbits" not in case.inputs:
+        if case.inputs["x"].dtype == np.float64 and "srbits" not in case.inputs and "seed" not in case.params:
             kw = {k: case.params[k] for k in ("rounding", "saturate")}
-            twice = fp8ref.quantize(np.array([np.float32(xf)]), fmt, **kw)[0]
+            with np.errstate(over="ignore"):
+                twice = fp8ref.quantize(np.array([np.float32(xf)]), fmt, **kw)[0]
             if int(twice) == int(g):
                 return "double_rounding"
+        if math.isinf(xf) or abs(xf) > fmt.max:
+            return "overflow"
     if math.isnan(ev) or math.isnan(gv):
         return "nan_vs_number" if not (math.isinf(ev) or math.isinf(gv)) else "overflow"
     if math.isinf(ev) or math.isinf(gv):
@@ -185,6 +188,25 @@ def categorize(case: LoadedCase, out_name: str, idx: tuple[int, ...], expected: 
         if min(abs(ev), abs(gv)) < fmt.min_normal:
             return "subnormal"
     return "rounding"
+
+
+def pick_worst(elements: list[Element], keep: int) -> list[Element]:
+    """The ``keep`` elements to show: the furthest element of each category first (so that every kind of
+    deviation appears), then the furthest of the rest."""
+    ranked = sorted(elements, key=lambda e: -e.ulps)
+    chosen: list[Element] = []
+    seen: set[str] = set()
+    for e in ranked:
+        if e.category not in seen:
+            seen.add(e.category)
+            chosen.append(e)
+    chosen = chosen[:keep]
+    for e in ranked:
+        if len(chosen) >= keep:
+            break
+        if e not in chosen:
+            chosen.append(e)
+    return sorted(chosen, key=lambda e: -e.ulps)
 
 
 # ---- running -----------------------------------------------------------------------------------------------
@@ -226,7 +248,7 @@ def _compare(case: LoadedCase, outputs: dict[str, np.ndarray], res: CaseResult, 
                                      categorize(case, name, idx, exp, got), _show(exp, idx, fmt),
                                      _show(got, idx, fmt), _element_inputs(case, name, idx)))
                 shown += 1
-    res.worst = sorted(worst, key=lambda e: -e.ulps)[:keep]
+    res.worst = pick_worst(worst, keep)
     if res.exact == res.elements:
         res.status = "exact"
     elif res.max_ulps <= tolerance:
@@ -310,4 +332,4 @@ def _add(s: SuiteSummary, r: CaseResult, keep: int) -> None:
         s.histogram[k] = s.histogram.get(k, 0) + v
     for k, v in r.categories.items():
         s.categories[k] = s.categories.get(k, 0) + v
-    s.worst = sorted(s.worst + r.worst, key=lambda e: -e.ulps)[:keep]
+    s.worst = pick_worst(s.worst + r.worst, keep)

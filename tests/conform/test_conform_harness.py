@@ -57,7 +57,10 @@ def test_ml_dtypes_deviations_are_named(gset: Path) -> None:
     cats = rep.suites["casts"].categories
     assert cats.get("double_rounding", 0) > 0  # float64 -> float32 -> FP8
     assert cats.get("nan_payload", 0) > 0  # E5M2 NaN 0x7E|sign
-    assert cats.get("overflow", 0) > 0  # non-saturating E4M3 overflow of float64 just above 464
+    nonsat = {c.id: c for c in rep.cases}["casts/E4M3/quantize-f64-nearest_even-nonsat"]
+    # 464.00000000000006 -> float32 464 -> tie to even 448, where the single rounding overflows to NaN
+    assert any(w.inputs.get("x", "").startswith("464.00000000000006") and w.got.startswith("0x7e")
+               for w in nonsat.worst)
     by_id = {c.id: c for c in rep.cases}
     assert by_id["casts/E4M3/quantize-f32-nearest_even-sat"].status == "exact"
     assert by_id["casts/E4M3/quantize-f32-toward_zero-sat"].status == "skipped"

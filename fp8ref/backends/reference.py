@@ -18,17 +18,19 @@ __all__ = ["ReferenceBackend"]
 
 def _reference_capabilities() -> Capabilities:
     from fp8ref.cast import ROUNDING_MODES
-    from fp8ref.formats import FP8_FORMATS
+    from fp8ref.formats import formats
 
-    fp8 = tuple(f.name for f in FP8_FORMATS)
+    casts = tuple(f.name for f in formats() if f.bits <= 16)  # what fp8ref.quantize encodes
+    operands = tuple(f.name for f in formats() if f.bits <= 8 and f.signed)  # scaled_mm operand formats
+    outputs = tuple(f.name for f in formats() if f.bits <= 8 and f.signed and f.ml_dtype is not None)
     return Capabilities(
-        formats=fp8,
+        formats=casts,
         rounding=tuple(ROUNDING_MODES),
         saturate=(False, True),
         ops=("quantize", "dequantize", "amax", "scaled_mm"),
-        mm_formats=tuple((a, b) for a in fp8 for b in fp8),
+        mm_formats=tuple((a, b) for a in operands for b in operands),
         granularities=tuple((a, b) for a in A_GRANULARITIES for b in B_GRANULARITIES),
-        out_dtypes=("float32", "float16", "bfloat16", *fp8),
+        out_dtypes=("float32", "float16", "bfloat16", *outputs),
         accumulation="exact",
         accumulation_selectable=True,
         device="cpu",

@@ -216,7 +216,7 @@ def encode_bits64(bits, p, mode, saturate, rbits, nbits):
         kept += 1
     if kept == 0:
         if p[P_HASZERO] == 0:
-            return _special_code(p, 3, negative, saturate)
+            return 0  # a nonzero input underflows to the smallest value of a format without zero
         return p[P_SIGNMASK] if (negative and p[P_HASNZ] != 0) else 0
     offset = 0 if p[P_HASZERO] != 0 else (1 << mbits)
     if below:

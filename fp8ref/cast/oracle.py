@@ -162,7 +162,8 @@ def round_exact(
     v = (k + int(away)) * _pow2(q)
     if v == 0:
         if not fmt.has_zero:
-            return _no_value_code(fmt, saturate, negative)
+            # zero input: no value; a nonzero input that rounds to zero underflows to the smallest value
+            return _no_value_code(fmt, saturate, negative) if a == 0 else 0
         return sign_bits if fmt.has_negative_zero else 0
     if v > fmt.max_exact:
         finite_toward_zero = rounding == "toward_zero" or (

@@ -208,3 +208,23 @@ def test_torch_amax() -> None:
         be.amax(np.zeros((0,), np.float32))
     with pytest.raises(ValueError, match="axis"):
         be.amax(x, 5)
+
+
+@pytest.mark.parametrize("grans", [("tensor", "tensor"), ("row", "column")])
+def test_scaled_tensor_operands(grans) -> None:
+    """ScaledTensor operands carry their own scales, as in fp8ref.scaled_mm; power-of-two scales of
+    dyadic values keep every sum exact, so torch equals the reference bit for bit."""
+    from fp8ref.scaling import Current
+
+    rng = np.random.default_rng(7)
+    vals = np.array([0.0, 0.5, 1.0, 1.5, 2.0, -0.5, -1.0, -2.0, 0.25, -0.75], np.float32)
+    x, w = rng.choice(vals, (6, 40)), rng.choice(vals, (40, 10))
+    A = fp8ref.quantize_scaled(x, "E4M3", Current(granularity=grans[0], power_of_2=True))
+    B = fp8ref.quantize_scaled(w, "E4M3", Current(granularity=grans[1], power_of_2=True))
+    got = backends.get("torch-cpu").scaled_mm(A, B)
+    np.testing.assert_array_equal(got, backends.get("reference").scaled_mm(A, B))
+    with pytest.raises(ValueError, match="ScaledTensor"):
+        backends.get("torch-cpu").scaled_mm(A, B, 2.0)
+    blocks = fp8ref.quantize_scaled(x, "E4M3", Current(granularity=(1, 32)))
+    with pytest.raises(backends.Unsupported):
+        backends.get("torch-cpu").scaled_mm(blocks, B)

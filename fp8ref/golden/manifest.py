@@ -21,6 +21,8 @@ SCHEMA = "fp8ref-golden"
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+#: largest tensor file a manifest may declare (checked before the file is read)
+MAX_CASE_BYTES = 1 << 30
 ROLES = ("input", "output")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -114,8 +116,8 @@ def validate(manifest: Any) -> dict[str, Any]:
         if not _HEX64.match(digest):
             raise SetError(f"{where}: sha256 must be 64 lowercase hex digits")
         nbytes = _req(case, "bytes", int, where)
-        if nbytes < 8:
-            raise SetError(f"{where}: bytes must be >= 8")
+        if not 8 <= nbytes <= MAX_CASE_BYTES:
+            raise SetError(f"{where}: bytes must be in [8, {MAX_CASE_BYTES}], got {nbytes}")
         tensors = _req(case, "tensors", dict, where)
         if not tensors:
             raise SetError(f"{where}: no tensors")

@@ -139,3 +139,13 @@ def test_torch_cpu_matmul_accumulation_is_identified(gset: Path) -> None:
     assert by_id["matmul/mx-e8m0-fp32"].status == "skipped"
     assert by_id["matmul/k300-block1x128-fp32"].status == "skipped"
     assert by_id["matmul/k300-tensor-fp32"].status in ("exact", "fail", "within")
+
+
+def test_cli_trainer_side_by_side_reference_is_identical(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "t.json"
+    assert main(["conform", "--trainer", "--backend", "reference", "--steps", "1", "--report", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "identical" in text
+    data = json.loads(out.read_text())
+    assert data["identical"] is True and data["first_divergence"] is None

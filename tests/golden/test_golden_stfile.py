@@ -8,7 +8,10 @@ import struct
 import ml_dtypes
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import fp8ref
 from fp8ref.golden import stfile
 
 safetensors = pytest.importorskip("safetensors")
@@ -151,3 +154,41 @@ def test_truncation_at_every_length_is_an_error() -> None:
     for n in range(0, len(data), 7):
         with pytest.raises(stfile.StError):
             stfile.loads(data[:n])
+
+
+_DTYPES = [np.uint8, np.int8, np.uint16, np.int16, np.float16, np.uint32, np.int32, np.float32, np.uint64,
+           np.int64, np.float64, ml_dtypes.bfloat16]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(range(len(_DTYPES))),
+                          st.lists(st.integers(0, 5), min_size=0, max_size=3),
+                          st.sampled_from([None, "E4M3", "E5M2", "E4M3FNUZ", "E5M2FNUZ", "E8M0"])),
+                min_size=1, max_size=5),
+       st.integers(0, 2**32 - 1))
+def test_roundtrip_property_against_safetensors(specs, seed) -> None:
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load
+
+    rng = np.random.default_rng(seed)
+    tensors, formats = {}, {}
+    for i, (d, shape, fmt) in enumerate(specs):
+        name = f"t{i}"
+        if fmt is not None:
+            tensors[name] = rng.integers(0, 256, size=shape, dtype=np.uint8)
+            formats[name] = fmt
+        else:
+            dt = np.dtype(_DTYPES[d])
+            raw = rng.integers(0, 256, size=(int(np.prod(shape)) * dt.itemsize,), dtype=np.uint8)
+            tensors[name] = raw.view(dt).reshape(shape)
+    data = stfile.dumps(tensors, formats=formats)
+    back, meta = stfile.loads(data)
+    theirs = load(data)
+    for name, arr in tensors.items():
+        raw = np.ascontiguousarray(arr).tobytes()
+        assert back[name].data.tobytes() == raw and back[name].data.shape == arr.shape
+        assert back[name].format == (fp8ref.format(formats[name]).name if name in formats else None)
+        t = theirs[name]
+        assert tuple(t.shape) == arr.shape
+        if t.numel():
+            assert t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() == raw

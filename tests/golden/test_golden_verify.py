@@ -220,3 +220,17 @@ def test_generate_refuses_foreign_directory(tmp_path: Path) -> None:
         generate(tmp_path, ["casts"])
     assert main(["golden", "generate", str(tmp_path), "--suite", "casts"]) == 2
     assert (tmp_path / "precious.txt").exists()
+
+
+def test_oversized_declaration_is_refused_before_reading(broken: Path) -> None:
+    m = _manifest(broken)
+    m["cases"][0]["bytes"] = 1 << 40
+    _save(broken, m)
+    rep = verify(broken)
+    assert rep.exit_code == 2 and "bytes must be in" in rep.findings[0].reason
+
+
+def test_cli_generate_one_suite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["golden", "generate", str(tmp_path / "s"), "--suite", "casts"]) == 0
+    assert "wrote 140 cases" in capsys.readouterr().out
+    assert main(["golden", "verify", str(tmp_path / "s"), "--suite", "casts"]) == 0

@@ -129,14 +129,15 @@ def environment(dry_run: bool) -> dict[str, Any]:
         if torch.cuda.is_available():
             env["gpu"] = torch.cuda.get_device_name()
             env["capability"] = list(torch.cuda.get_device_capability())
-            env["cublas"] = _cublas_version(torch)
+            env["cuda_compiled_version"] = _cuda_compiled_version(torch)
+            env["cudnn"] = torch.backends.cudnn.version()
             env["driver"] = _driver_version()
     except ImportError as exc:
         env["import_error"] = str(exc)
     return env
 
 
-def _cublas_version(torch: Any) -> int | None:
+def _cuda_compiled_version(torch: Any) -> int | None:
     try:
         return int(torch._C._cuda_getCompiledVersion())
     except Exception:  # noqa: BLE001 - informational only
@@ -498,8 +499,8 @@ def render_markdown(report: dict[str, Any]) -> str:
              f"Run {report['date']} with `{report['command']}`"
              + (" (**dry run**: no GPU; simulated device)" if report["dry_run"] else "") + ".", "",
              "| item | value |", "|---|---|"]
-    for key in ("gpu", "capability", "driver", "torch", "torch_cuda", "cublas", "numpy", "numba", "ml_dtypes",
-                "fp8ref", "python"):
+    for key in ("gpu", "capability", "driver", "torch", "torch_cuda", "cuda_compiled_version", "numpy",
+                "numba", "ml_dtypes", "fp8ref", "python"):
         if key in env:
             lines.append(f"| {key} | {env[key]} |")
     s = report["sections"]
@@ -541,6 +542,11 @@ def render_markdown(report: dict[str, Any]) -> str:
     for r in s.get("throughput", {}).get("rows", []):
         lines.append(f"- {r['m']}x{r['k']}x{r['n']}: bf16 {r['bf16_matmul_tflops']:.1f} TFLOP/s; "
                      + ", ".join(f"{k[:-7]} {v:.2f}x" for k, v in r.items() if k.endswith("_vs_bf16")))
+    failed = {name: sec for name, sec in s.items()
+              if isinstance(sec, dict) and ("error" in sec or "skipped" in sec)}
+    if failed:
+        lines += ["", "## Sections that did not complete", ""]
+        lines += [f"- {name}: {sec.get('error') or sec.get('skipped')}" for name, sec in failed.items()]
     lines += ["", "## Timings (s)", "", ", ".join(f"{k} {v}" for k, v in report["timings_s"].items()), ""]
     return "\n".join(lines)
 

@@ -93,3 +93,12 @@ def test_render_and_cli(gpu_check, dry_report, capsys, tmp_path) -> None:
 def test_budget_skips_sections(gpu_check, tmp_path) -> None:
     report = gpu_check.run(tmp_path / "r.json", dry_run=True, budget=0.0, quick=True)
     assert all("skipped" in sec for sec in report["sections"].values())
+
+
+def test_render_reports_incomplete_sections(gpu_check, dry_report) -> None:
+    report = json.loads(json.dumps(dry_report[0]))
+    report["sections"]["probes"] = {"error": "RuntimeError: boom"}
+    report["sections"]["throughput"] = {"skipped": "time budget of 1 s spent (2 s)"}
+    md = gpu_check.render_markdown(report)
+    assert "## Sections that did not complete" in md
+    assert "probes: RuntimeError: boom" in md and "throughput: time budget" in md

@@ -502,7 +502,24 @@ def infer(dot_fn: DotFn, in_format: Format | str = E4M3, out_format: Format | st
         if accepts_c:  # tiny accumulator inputs too: c can reach below every product
             e = rng.integers(out.emin - out.mbits, 0, L)
             cv = np.where(rng.random(L) < 0.5, 0.0, np.ldexp(rng.choice([-1.0, 1.0], L), e))
-        meas = np.array([box.dot(A[i], Bm[i], float(cv[i])) for i in range(L)])
+        # designed rows: n equal products 2^q for every reachable q (kept iff e_floor <= q + F)
+        n = min(nfma_min, 16)
+        rows_a, rows_b = [], []
+        for q in range(max(depth_lo, out.emin - out.mbits - base["frac_bits"] - 8), 1):
+            try:
+                pa, pb = box.pair(_p2(q))
+            except ValueError:
+                continue
+            ra = np.zeros(kk)
+            rb = np.zeros(kk)
+            ra[:n], rb[:n] = pa, pb
+            rows_a.append(ra)
+            rows_b.append(rb)
+        if rows_a:
+            A = np.vstack([A, np.array(rows_a)])
+            Bm = np.vstack([Bm, np.array(rows_b)])
+            cv = np.concatenate([cv, np.zeros(len(rows_a))])
+        meas = np.array([box.dot(A[i], Bm[i], float(cv[i])) for i in range(len(A))])
         e_floor = tuple(fl for fl in floors
                         if _agree(_candidate(base, fl, c_mode or "aligned", promo).dots(A, Bm, cv),
                                   meas).all())

@@ -36,7 +36,7 @@ class CheckpointError(RuntimeError):
 def _digest(arrays: dict[str, np.ndarray]) -> str:
     h = hashlib.sha256()
     for k in sorted(arrays):
-        a = np.ascontiguousarray(arrays[k])
+        a = np.asarray(arrays[k], order="C")
         h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
         h.update(a.tobytes())
     return h.hexdigest()
@@ -50,9 +50,12 @@ def save(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) 
     """Atomically write ``arrays`` and ``meta`` to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    arrays = {k: np.asarray(v, order="C") for k, v in arrays.items()}  # keeps 0-d arrays 0-d
     if "__meta__" in arrays:
         raise ValueError("'__meta__' is a reserved array name")
+    bad = [k for k, v in arrays.items() if v.dtype.hasobject]
+    if bad:
+        raise ValueError(f"arrays {bad} hold Python objects; checkpoints store plain numeric arrays only")
     full_meta = {"version": VERSION, **meta, "sha256": _digest(arrays)}
     blob = np.frombuffer(json.dumps(full_meta, sort_keys=True).encode(), dtype=np.uint8)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")

@@ -34,16 +34,41 @@ default, or any backend of ``fp8ref.backends``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from fp8ref.formats import E4M3, E4M3FNUZ, E5M2, E5M2FNUZ, Format
+from fp8ref.formats import BF16, E4M3, E4M3FNUZ, E5M2, E5M2FNUZ, FP16, Format, exmy
 
 RECIPES: tuple[str, ...] = ("fp32", "fp8-amax", "fp8-cscale", "fp8-delayed", "fp8-current")
 FORMAT_FAMILIES: dict[str, tuple[Format, Format]] = {"ocp": (E4M3, E5M2), "fnuz": (E4M3FNUZ, E5M2FNUZ)}
 ROLES: tuple[str, ...] = ("w", "x", "g")
+
+
+# accumulate= names that the trainer runs as a sequential accumulation of the *true* (unscaled) products
+TRUE_DOMAIN: dict[str, Format] = {"fp16": FP16, "bf16": BF16}
+
+
+@functools.lru_cache(maxsize=512)
+def true_domain_accumulator(name: str, shift: int) -> Any:
+    """Sequential accumulation in ``name`` (fp16 / bf16) of the true products of two operands whose
+    scaling biases add up to ``shift``.
+
+    ``scaled_mm`` accumulates the products of the decoded *codes* and applies the scales afterwards. The IPU
+    of the paper outputs FP16 and needs loss scaling, so its FP16 accumulator holds true magnitudes (with
+    amax-scaled operands, code products of up to 448 * 448 would overflow FP16 at once). The code products are
+    ``2**shift`` times the true ones, so rounding the true partial sums to FP16 is rounding the code partial
+    sums to the format with FP16's fields and exponent bias ``15 - shift``; the epilogue's ``* 2**-shift`` is
+    exact. The model is ``fp8ref.accum.Sequential`` with that accumulator format.
+    """
+    from fp8ref.accum import Sequential
+
+    base = TRUE_DOMAIN[name]
+    acc = exmy(base.ebits, base.mbits, bias=base.bias - shift, nan="ieee", has_inf=True,
+               name=f"{base.name}*2^{shift}")
+    return Sequential(acc_format=acc, name=f"{name} (true magnitudes, operand biases {shift})")
 
 
 class NonFiniteError(FloatingPointError):
@@ -88,8 +113,11 @@ class ReferenceOps:
         out_dtype: Any = np.float32,
         accumulate: Any = "exact",
     ) -> np.ndarray:
+        """``fp8ref.scaled_mm``; ``accumulate=None`` means the reference default, ``"exact"``."""
         from fp8ref.matmul import scaled_mm
 
+        if accumulate is None:
+            accumulate = "exact"
         return scaled_mm(
             a,
             b,
@@ -130,6 +158,11 @@ class FP8Recipe:
             raise ValueError(f"bias must be an integer in {list(self.bounds)}, got {self.bias!r}")
         if self.history < 1:
             raise ValueError(f"history must be >= 1, got {self.history}")
+        if self.accumulate in TRUE_DOMAIN and self.name in ("fp8-delayed", "fp8-current"):
+            raise ValueError(
+                f"accumulate={self.accumulate!r} accumulates true magnitudes, which needs power-of-two "
+                f"scales: use it with fp8-amax or fp8-cscale, not {self.name}"
+            )
 
     @property
     def fwd_format(self) -> Format:
@@ -247,6 +280,14 @@ class FP8Linear:
         self.last_bias[role] = b
         return Quantized(codes=codes, fmt=fmt, scale=s, bias=b, amax=float(amax))
 
+    def accumulation(self, a: Quantized, b: Quantized) -> Any:
+        """The ``accumulate=`` argument of the GEMM ``a @ b``: the recipe's, except for the true-magnitude
+        accumulators ``"fp16"`` / ``"bf16"`` (see :data:`TRUE_DOMAIN`)."""
+        acc = self.recipe.accumulate
+        if isinstance(acc, str) and acc in TRUE_DOMAIN:
+            return true_domain_accumulator(acc, int(a.bias) + int(b.bias))
+        return acc
+
     def _mm(self, a: Quantized, b_codes: np.ndarray, b: Quantized) -> np.ndarray:
         return self.ops.scaled_mm(
             np.ascontiguousarray(a.codes),
@@ -256,7 +297,7 @@ class FP8Linear:
             a_format=a.fmt,
             b_format=b.fmt,
             out_dtype=np.float32,
-            accumulate=self.recipe.accumulate,
+            accumulate=self.accumulation(a, b),
         )
 
     # ---- executor protocol ------------------------------------------------------------------------------
@@ -284,6 +325,7 @@ class FP8Linear:
                 "scale_w": qw.scale,
                 "y": y.copy(),
             }
+            self.capture.append(self._pending)  # in forward order; the backward completes it
         if b is not None:
             y = y + b
         return y, (qx, qw, b is not None)
@@ -297,9 +339,8 @@ class FP8Linear:
         dx = self._mm(qg, qw.codes.T, qw)  # [N, K] = G8 @ W8^T
         dw = self._mm(_transposed(qx), qg.codes, qg)  # [K, M] = X8^T @ G8
         db = dy.sum(axis=0) if has_bias else None
-        if self.capture is not None and self._pending is not None:
-            rec = self._pending
-            rec.update(
+        if self._pending is not None:
+            self._pending.update(
                 {
                     "dy": dy.copy(),
                     "g_codes": qg.codes.copy(),
@@ -309,7 +350,6 @@ class FP8Linear:
                     "dw": dw.copy(),
                 }
             )
-            self.capture.append(rec)
             self._pending = None
         return dx, dw, db
 

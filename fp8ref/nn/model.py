@@ -153,14 +153,14 @@ class Model:
         trace: list[tuple[str, np.ndarray]] = []
 
         x, caches["emb"] = ops.embedding_forward(idx, p["wte"], p["wpe"])  # [B, T, C]
-        trace.append(("embedding", x))
+        trace.append(("embedding output", x))
 
         def linear(name: str, inp: np.ndarray) -> np.ndarray:
             n_out = p[name + ".w"].shape[1]
             y, caches[name] = self._lin(name).forward(
                 name, inp.reshape(B * T, -1), p[name + ".w"], p.get(name + ".b")
             )  # [N, M]
-            trace.append((name, y))
+            trace.append((f"layer {name}, tensor y (output)", y))
             return y.reshape(B, T, n_out)
 
         for i in range(cfg.n_layer):
@@ -168,23 +168,23 @@ class Model:
             a, caches[h + "ln1"] = ops.layernorm_forward(
                 x, p[h + "ln1.w"], p[h + "ln1.b"], cfg.ln_eps
             )  # [B,T,C]
-            trace.append((h + "ln1", a))
+            trace.append((h + "ln1 output", a))
             qkv = linear(h + "attn.qkv", a)  # [B, T, 3C]
             att, caches[h + "attn"] = ops.attention_forward(qkv, cfg.n_head)  # [B, T, C]
-            trace.append((h + "attn", att))
+            trace.append((h + "attn output", att))
             x = x + linear(h + "attn.proj", att)  # [B, T, C]
-            trace.append((h + "residual1", x))
+            trace.append((h + "residual1 output", x))
             m, caches[h + "ln2"] = ops.layernorm_forward(
                 x, p[h + "ln2.w"], p[h + "ln2.b"], cfg.ln_eps
             )  # [B,T,C]
-            trace.append((h + "ln2", m))
+            trace.append((h + "ln2 output", m))
             f = linear(h + "mlp.fc", m)  # [B, T, 4C]
             g, caches[h + "gelu"] = ops.gelu_forward(f)  # [B, T, 4C]
-            trace.append((h + "mlp.gelu", g))
+            trace.append((h + "mlp.gelu output", g))
             x = x + linear(h + "mlp.proj", g)  # [B, T, C]
-            trace.append((h + "residual2", x))
+            trace.append((h + "residual2 output", x))
         xf, caches["lnf"] = ops.layernorm_forward(x, p["lnf.w"], p["lnf.b"], cfg.ln_eps)  # [B, T, C]
-        trace.append(("lnf", xf))
+        trace.append(("lnf output", xf))
         logits = linear("lm_head", xf)  # [B, T, V]
         loss, caches["ce"] = ops.crossentropy_forward(logits, targets)
         return ForwardResult(loss=loss, caches=caches, trace=trace, logits=logits)

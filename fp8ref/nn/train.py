@@ -326,7 +326,8 @@ def _train(
                 idx, tg = data.batch(cfg.seed, step, B, T)
                 rec: dict[str, Any] = {"step": step}
                 try:
-                    fw = model.forward(params, idx, tg)
+                    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                        fw = model.forward(params, idx, tg)
                 except NonFiniteError as exc:
                     raise TrainingDiverged(step, exc.where, ckpt.latest(ck_dir)) from None
                 loss = float(fw.loss)
@@ -335,7 +336,8 @@ def _train(
                     raise TrainingDiverged(step, where, ckpt.latest(ck_dir))
                 skipped = False
                 try:
-                    grads = model.backward(params, fw, dloss=loss_scale)
+                    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                        grads = model.backward(params, fw, dloss=loss_scale)
                     for lin in fp8.values():
                         lin.capture = None
                     if loss_scale != 1.0:

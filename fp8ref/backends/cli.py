@@ -50,8 +50,19 @@ def report(names: list[str] | None = None, *, only_available: bool = False) -> l
     return out
 
 
+def _pairs(pairs: list[list[str]]) -> str:
+    """``a x b, ...``, or ``any of [A] x any of [B]`` when the pairs are a full product."""
+    if not pairs:
+        return "-"
+    firsts = list(dict.fromkeys(a for a, _ in pairs))
+    seconds = list(dict.fromkeys(b for _, b in pairs))
+    if len(pairs) > 4 and {(a, b) for a, b in pairs} == {(a, b) for a in firsts for b in seconds}:
+        return f"any of {', '.join(firsts)} x any of {', '.join(seconds)}"
+    return ", ".join(f"{a} x {b}" for a, b in pairs)
+
+
 def _fmt_caps(caps: dict[str, Any]) -> list[str]:
-    pairs = ", ".join(f"{a}x{b}" for a, b in caps["mm_formats"]) or "-"
+    pairs = _pairs(caps["mm_formats"])
     lines = [
         f"  ops:            {', '.join(caps['ops']) or '-'}",
         f"  formats:        {', '.join(caps['formats']) or '-'}",
@@ -64,7 +75,7 @@ def _fmt_caps(caps: dict[str, Any]) -> list[str]:
             acc += " (any model via accumulate=)"
         lines += [
             f"  scaled_mm:      {pairs}",
-            f"  granularities:  {', '.join(caps['granularities'])}",
+            f"  granularities:  {_pairs(caps['granularities'])}",
             f"  out dtypes:     {', '.join(caps['out_dtypes'])}",
             f"  accumulation:   {acc}",
         ]

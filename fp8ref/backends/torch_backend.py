@@ -100,12 +100,15 @@ def cuda_unavailable_reason() -> str | None:
         torch = _torch()
     except BackendUnavailable as exc:
         return str(exc)
-    if not torch.cuda.is_available():
-        return f"torch {torch.__version__} reports no CUDA device (torch.cuda.is_available() is False)"
-    cap = torch.cuda.get_device_capability()
+    try:
+        if not torch.cuda.is_available():
+            return f"torch {torch.__version__} reports no CUDA device (torch.cuda.is_available() is False)"
+        cap = torch.cuda.get_device_capability()
+        name = torch.cuda.get_device_name()
+    except (RuntimeError, AssertionError) as exc:  # a broken driver or a CPU-only build
+        return f"CUDA could not be initialised: {exc}"
     if cap < (8, 9):
-        return (f"{torch.cuda.get_device_name()} has compute capability {cap[0]}.{cap[1]}; "
-                "torch._scaled_mm needs >= 8.9")
+        return f"{name} has compute capability {cap[0]}.{cap[1]}; torch._scaled_mm needs >= 8.9"
     return None
 
 
@@ -148,9 +151,11 @@ class TorchBackend(Backend):
         version = torch.__version__
         where = "CPU" if device == "cpu" else torch.cuda.get_device_name(device)
         deviations = [
-            f"torch {version}: float64 input is rounded to float32 first, then to FP8 (double rounding)",
-            "saturate=False is torch's own conversion: torch 2.13 saturates E4M3 (finite overflow and +-Inf "
-            "-> +-448) where the reference gives NaN",
+            f"torch {version}: float64 input is rounded to float32 first, then to FP8 (double rounding)"]
+        if self._e4m3_saturates():
+            deviations.append("saturate=False is torch's own conversion, and this torch saturates E4M3 "
+                              "(finite overflow and +-Inf -> +-448) where the reference gives NaN")
+        deviations += [
             "NaN codes decode to torch's NaN bit patterns (E4M3 0x7FF00000, FNUZ 0x7F800001, E5M2 keeps the "
             "payload), not the reference's canonical quiet NaN",
         ]
@@ -176,6 +181,12 @@ class TorchBackend(Backend):
             device=device,
             deviations=tuple(deviations),
         )
+
+    def _e4m3_saturates(self) -> bool:
+        """Whether this torch build's E4M3 conversion saturates by itself on this device (torch 2.13 does)."""
+        t = self._t
+        probe = t.tensor([512.0], device=self.device).to(t.float8_e4m3fn).view(t.uint8)
+        return int(probe.cpu()[0]) == 0x7E
 
     # ---- conversions between NumPy and torch -----------------------------------------------------------
     def _fp8_dtype(self, fmt: Format) -> Any:

@@ -137,6 +137,14 @@ def test_name_mismatch_and_wrong_type_are_reported() -> None:
 def test_entry_point_discovery_of_the_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     eps = _example_entry_points()
     assert eps == {"example-table": "fp8ref_example_backend:TableBackend"}
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        tomllib = None
+    if tomllib is not None:  # the example's pyproject.toml is valid TOML with that table
+        meta = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())
+        assert meta["project"]["entry-points"]["fp8ref.backends"] == eps
+        assert meta["tool"]["setuptools"]["packages"]["find"]["where"] == ["src"]
     _dist_info(tmp_path, "fp8ref-example-backend", eps)
     monkeypatch.syspath_prepend(str(EXAMPLE / "src"))
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -57,7 +57,8 @@ def test_scaled_mm_and_probes_recover_the_simulated_models(dry_report) -> None:
         assert v["claimed"] == model and v["claim_matches"]
         assert v["models"][model]["bit_exact_fraction"] == 1.0
         inf = s["probes"]["variants"][label]["inferred"]
-        assert (inf["nfma"], inf["frac_bits"], inf["out_frac_bits"]) == (32, 13, 13)
+        assert (inf["nfma"], inf["frac_bits"], inf["out_frac_bits"], inf["rounding"]) == (32, 13, 13, "rz")
+        assert inf["validated"] > 0 and inf["mismatched"] == 0
         assert inf["promotion"] == (128 if model == "h100-fp8" else None)
         assert model in s["probes"]["variants"][label]["matching_presets"]
         promo = next(p for p in s["probes"]["variants"][label]["published"] if p["id"] == "PROMO")

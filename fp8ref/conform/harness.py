@@ -235,19 +235,19 @@ def _compare(case: LoadedCase, outputs: dict[str, np.ndarray], res: CaseResult, 
         if bad.size:
             order = bad[np.argsort(-d.reshape(-1)[bad], kind="stable")]
             cats: dict[str, int] = {}
-            shown = 0
-            for flat in bad:  # categorise every deviating element (cheap: small cases)
+            first: dict[str, int] = {}  # the furthest element of each category
+            for flat in order:  # categorise every deviating element (cheap: small cases)
                 idx = np.unravel_index(flat, exp.shape) if exp.ndim else ()
                 c = categorize(case, name, idx, exp, got)
                 cats[c] = cats.get(c, 0) + 1
+                first.setdefault(c, int(flat))
             for k, v in cats.items():
                 res.categories[k] = res.categories.get(k, 0) + v
-            for flat in order[:keep]:
+            for flat in dict.fromkeys([*first.values(), *order[:keep].tolist()]):
                 idx = np.unravel_index(flat, exp.shape) if exp.ndim else ()
                 worst.append(Element(case.id, name, [int(i) for i in idx], float(d.reshape(-1)[flat]),
                                      categorize(case, name, idx, exp, got), _show(exp, idx, fmt),
                                      _show(got, idx, fmt), _element_inputs(case, name, idx)))
-                shown += 1
     res.worst = pick_worst(worst, keep)
     if res.exact == res.elements:
         res.status = "exact"

@@ -149,3 +149,17 @@ def test_cli_trainer_side_by_side_reference_is_identical(tmp_path: Path,
     assert "identical" in text
     data = json.loads(out.read_text())
     assert data["identical"] is True and data["first_divergence"] is None
+
+
+class _Crashing(_OffByOne):
+    name = "crashing"
+
+    def quantize(self, *args, **kwargs):
+        raise ZeroDivisionError("kernel bug")
+
+
+def test_a_crashing_backend_is_reported_as_errors(gset: Path) -> None:
+    rep = run(_Crashing(), gset, suites=["casts"])
+    s = rep.suites["casts"]
+    assert not rep.passed and s.errors > 0 and s.exact == 0
+    assert any("ZeroDivisionError: kernel bug" in c.reason for c in rep.cases if c.status == "error")

@@ -234,3 +234,14 @@ def test_cli_generate_one_suite(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["golden", "generate", str(tmp_path / "s"), "--suite", "casts"]) == 0
     assert "wrote 140 cases" in capsys.readouterr().out
     assert main(["golden", "verify", str(tmp_path / "s"), "--suite", "casts"]) == 0
+
+
+def test_bad_parameters_are_invalid_not_a_crash(broken: Path) -> None:
+    m = _manifest(broken)
+    m["cases"][0]["params"]["format"] = 5
+    m["cases"][1]["params"]["dtype"] = "complex"
+    _save(broken, m)
+    rep = verify(broken)
+    assert rep.exit_code == 2
+    assert [f.case for f in rep.findings] == [m["cases"][0]["id"], m["cases"][1]["id"]]
+    assert all("cannot recompute" in f.reason for f in rep.findings)

@@ -148,6 +148,48 @@ def round_to_format(v: float, mbits: int, emin: int, maxval: float, has_inf: boo
     return r
 
 
+@njit(cache=True)
+def _epilogue_row(i: int, terms: np.ndarray, seg: np.ndarray, sa: np.ndarray, sb: np.ndarray,
+                  bias: np.ndarray, has_bias: bool, sr: float, has_sr: bool,
+                  mbits: int, emin: int, maxval: float, has_inf: bool, neg_zero: bool,
+                  native: bool, out: np.ndarray) -> None:
+    nterm, _, n = terms.shape
+    length = 2 * nterm + 4
+    fast = nterm == 1 and not has_bias and not has_sr
+    p = np.empty(length)
+    work = np.empty(length + 2)
+    for j in range(n):
+        if fast:
+            c = sa[i, seg[0]] * sb[seg[0], j]
+            h, e = _two_prod(c, terms[0, i, j])
+            v = _round_odd(h, 0 if e == 0.0 else (1 if e > 0.0 else -1))
+        else:
+            k = 0
+            for t in range(nterm):
+                x = terms[t, i, j]
+                if x != 0.0:
+                    c = sa[i, seg[t]] * sb[seg[t], j]
+                    h, e = _two_prod(c, x)
+                    k = _grow(p, k, h)
+                    if e != 0.0:
+                        k = _grow(p, k, e)
+            if has_bias and bias[j] != 0.0:
+                k = _grow(p, k, bias[j])
+            hi = _round_nearest(p, k)
+            if not has_sr:
+                v = _round_odd(hi, _sign_minus(p, k, work, hi, 0.0))
+            elif hi == 0.0:
+                v = 0.0
+            else:
+                v = _divide_round_odd(p, k, work, hi, sr)
+        if v == 0.0:
+            out[i, j] = 0.0
+        elif native:
+            out[i, j] = v
+        else:
+            out[i, j] = round_to_format(v, mbits, emin, maxval, has_inf, neg_zero)
+
+
 @njit(cache=True, parallel=True)
 def exact_epilogue(terms: np.ndarray, seg: np.ndarray, sa: np.ndarray, sb: np.ndarray,
                    bias: np.ndarray, has_bias: bool, sr: float, has_sr: bool,
@@ -157,43 +199,21 @@ def exact_epilogue(terms: np.ndarray, seg: np.ndarray, sa: np.ndarray, sb: np.nd
     the products, the sum and the quotient exact and one rounding: round to odd into float64, then round to
     nearest even into the target format (Boldo & Melquiond 2008). Finite inputs; an exact zero gives +0.
     ``native``: ``out`` has the target's dtype (float32) and the assignment itself rounds (IEEE RNE).
-    """
-    nterm, m, n = terms.shape
-    length = 2 * nterm + 4
-    fast = nterm == 1 and not has_bias and not has_sr
-    for i in prange(m):
-        p = np.empty(length)
-        work = np.empty(length + 2)
-        for j in range(n):
-            if fast:
-                c = sa[i, seg[0]] * sb[seg[0], j]
-                h, e = _two_prod(c, terms[0, i, j])
-                v = _round_odd(h, 0 if e == 0.0 else (1 if e > 0.0 else -1))
-            else:
-                k = 0
-                for t in range(nterm):
-                    x = terms[t, i, j]
-                    if x != 0.0:
-                        c = sa[i, seg[t]] * sb[seg[t], j]
-                        h, e = _two_prod(c, x)
-                        k = _grow(p, k, h)
-                        if e != 0.0:
-                            k = _grow(p, k, e)
-                if has_bias and bias[j] != 0.0:
-                    k = _grow(p, k, bias[j])
-                hi = _round_nearest(p, k)
-                if not has_sr:
-                    v = _round_odd(hi, _sign_minus(p, k, work, hi, 0.0))
-                elif hi == 0.0:
-                    v = 0.0
-                else:
-                    v = _divide_round_odd(p, k, work, hi, sr)
-            if v == 0.0:
-                out[i, j] = 0.0
-            elif native:
-                out[i, j] = v
-            else:
-                out[i, j] = round_to_format(v, mbits, emin, maxval, has_inf, neg_zero)
+    Rows run in parallel."""
+    for i in prange(terms.shape[1]):
+        _epilogue_row(i, terms, seg, sa, sb, bias, has_bias, sr, has_sr, mbits, emin, maxval, has_inf,
+                      neg_zero, native, out)
+
+
+@njit(cache=True)
+def exact_epilogue_serial(terms: np.ndarray, seg: np.ndarray, sa: np.ndarray, sb: np.ndarray,
+                          bias: np.ndarray, has_bias: bool, sr: float, has_sr: bool,
+                          mbits: int, emin: int, maxval: float, has_inf: bool, neg_zero: bool,
+                          native: bool, out: np.ndarray) -> None:
+    """:func:`exact_epilogue` on the calling thread (small products: no parallel region to wait for)."""
+    for i in range(terms.shape[1]):
+        _epilogue_row(i, terms, seg, sa, sb, bias, has_bias, sr, has_sr, mbits, emin, maxval, has_inf,
+                      neg_zero, native, out)
 
 
 @njit(cache=True)
@@ -218,14 +238,26 @@ def _divide_round_odd(p: np.ndarray, k: int, work: np.ndarray, hi: float, sr: fl
         q = q2
 
 
+@njit(cache=True)
+def _decode_rows(codes: np.ndarray, table: np.ndarray, out: np.ndarray, hist: np.ndarray, c: int,
+                 r0: int, r1: int) -> None:
+    for i in range(r0, r1):
+        for j in range(codes.shape[1]):
+            code = codes[i, j]
+            hist[c, code] += 1
+            out[i, j] = table[code]
+
+
 @njit(cache=True, parallel=True)
 def decode_count(codes: np.ndarray, table: np.ndarray, out: np.ndarray, hist: np.ndarray) -> None:
     """``out = table[codes]`` and ``hist[c, code]`` counts of each code over row chunk ``c`` (one pass)."""
-    m, k = codes.shape
+    m = codes.shape[0]
     nchunk = hist.shape[0]
     for c in prange(nchunk):
-        for i in range(c * m // nchunk, (c + 1) * m // nchunk):
-            for j in range(k):
-                code = codes[i, j]
-                hist[c, code] += 1
-                out[i, j] = table[code]
+        _decode_rows(codes, table, out, hist, c, c * m // nchunk, (c + 1) * m // nchunk)
+
+
+@njit(cache=True)
+def decode_count_serial(codes: np.ndarray, table: np.ndarray, out: np.ndarray, hist: np.ndarray) -> None:
+    """:func:`decode_count` on the calling thread."""
+    _decode_rows(codes, table, out, hist, 0, 0, codes.shape[0])

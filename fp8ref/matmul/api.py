@@ -12,6 +12,7 @@ from fp8ref.matmul.exact import decode, exact_terms, profile
 from fp8ref.matmul.rounding import format_params, round_values
 
 _FP64_PARAMS = format_params(FP64)
+_PARALLEL_WORK = 1 << 24  # M*N*K from which the Numba kernels run on every thread
 
 
 def scaled_mm(a: Any, b: Any, scale_a: Any = 1.0, scale_b: Any = 1.0, *, a_format: Any = E4M3,
@@ -120,14 +121,17 @@ _ROW_BYTES = 1 << 28  # memory bound of the term stack per row block
 
 def _exact(opa: inp.Operand, opb: inp.Operand, sa: inp.Scales, sb: inp.Scales, bias: np.ndarray | None,
            sr: float | None, out: inp.Output, m: int, k: int, n: int) -> np.ndarray:
-    from fp8ref.matmul._kernels import exact_epilogue
+    from fp8ref.matmul._kernels import exact_epilogue, exact_epilogue_serial
+
+    parallel = m * n * max(k, 1) >= _PARALLEL_WORK  # small products: no parallel region to wait for
+    epilogue = exact_epilogue if parallel else exact_epilogue_serial
 
     bounds = segments(sa, sb, k)
     ga, gb = segment_scales(sa, sb, bounds, m, n)
     codes_a = np.ascontiguousarray(opa.codes)
     codes_b = np.ascontiguousarray(opb.codes)
-    dec_a, hist_a = decode(codes_a, opa.fmt)
-    dec_b, hist_b = decode(codes_b, opb.fmt)
+    dec_a, hist_a = decode(codes_a, opa.fmt, parallel)
+    dec_b, hist_b = decode(codes_b, opb.fmt, parallel)
     pa, pb = profile(codes_a, opa.fmt, hist_a), profile(codes_b, opb.fmt, hist_b)
     special = (pa.has_special or pb.has_special or not np.isfinite(ga).all() or not np.isfinite(gb).all()
                or (bias is not None and not np.isfinite(bias).all()))
@@ -145,7 +149,7 @@ def _exact(opa: inp.Operand, opb: inp.Operand, sa: inp.Scales, sb: inp.Scales, b
         r1 = min(m, r0 + rows)
         terms, seg = exact_terms(codes_a[r0:r1], opa.fmt, codes_b, opb.fmt, bounds, pa, pb,
                                  dec_a[r0:r1], dec_b)
-        exact_epilogue(terms, seg, ga[r0:r1], gb, bias_arr, bias is not None, sr if plain_sr else 1.0,
+        epilogue(terms, seg, ga[r0:r1], gb, bias_arr, bias is not None, sr if plain_sr else 1.0,
                        plain_sr, *params, res_dtype == np.float32, res[r0:r1])
     if sr is not None and not plain_sr:
         with np.errstate(invalid="ignore", divide="ignore"):

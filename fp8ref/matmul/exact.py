@@ -60,14 +60,17 @@ def profile(codes: np.ndarray, fmt: Format, counts: np.ndarray | None = None) ->
     return Profile(idx, mag[idx], lsb[idx], bool((present & special).any()))
 
 
-def decode(codes: np.ndarray, fmt: Format) -> tuple[np.ndarray, np.ndarray]:
+def decode(codes: np.ndarray, fmt: Format, parallel: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(values with NaN/Inf codes as 0, float64; histogram of the codes), in one pass."""
-    from fp8ref.matmul._kernels import decode_count
+    from fp8ref.matmul._kernels import decode_count, decode_count_serial
 
     out = np.empty(codes.shape)
-    nchunk = max(1, min(16, codes.shape[0]))
-    hist = np.zeros((nchunk, 256), dtype=np.int64)
-    decode_count(codes, finite_table(fmt), out, hist)
+    if parallel:
+        hist = np.zeros((max(1, min(16, codes.shape[0])), 256), dtype=np.int64)
+        decode_count(codes, finite_table(fmt), out, hist)
+    else:
+        hist = np.zeros((1, 256), dtype=np.int64)
+        decode_count_serial(codes, finite_table(fmt), out, hist)
     return out, hist.sum(axis=0)
 
 

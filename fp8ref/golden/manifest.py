@@ -158,6 +158,6 @@ def load(root: str | Path) -> dict[str, Any]:
         raise SetError(f"{p}: {size} bytes exceeds the limit of {MAX_MANIFEST_BYTES}")
     try:
         data = json.loads(p.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise SetError(f"{p}: not valid UTF-8 JSON ({exc})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise SetError(f"{p}: not valid UTF-8 JSON ({type(exc).__name__}: {exc})") from None
     return validate(data)

@@ -147,8 +147,8 @@ def parse_header(buf: bytes, where: str = "<bytes>") -> tuple[dict[str, dict], d
         raise _fail(where, f"header length {n} runs past the end of the file ({len(buf)} bytes)")
     try:
         header = json.loads(buf[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise _fail(where, f"header is not valid UTF-8 JSON ({exc})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _fail(where, f"header is not valid UTF-8 JSON ({type(exc).__name__}: {exc})") from None
     if not isinstance(header, dict):
         raise _fail(where, "header is not a JSON object")
     meta = header.pop("__metadata__", {})

@@ -126,6 +126,7 @@ def _with_header(header: dict, data: bytes) -> bytes:
         (struct.pack("<Q", 50) + b"{}", "past the end"),
         (struct.pack("<Q", 4) + b"{]]}", "JSON"),
         (struct.pack("<Q", 2) + b"[]", "object"),
+        (struct.pack("<Q", 200000) + b"[" * 100000 + b"]" * 100000, "JSON"),
         (_with_header({"a": {"dtype": "F8_E4M3", "shape": [4], "data_offsets": [0, 4]}}, b"\0\0"), "past"),
         (_with_header({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 4]}}, b"\0" * 4), "need 16"),
         (_with_header({"a": {"dtype": "C64", "shape": [1], "data_offsets": [0, 8]}}, b"\0" * 8), "dtype"),

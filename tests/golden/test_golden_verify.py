@@ -245,3 +245,9 @@ def test_bad_parameters_are_invalid_not_a_crash(broken: Path) -> None:
     assert rep.exit_code == 2
     assert [f.case for f in rep.findings] == [m["cases"][0]["id"], m["cases"][1]["id"]]
     assert all("cannot recompute" in f.reason for f in rep.findings)
+
+
+def test_deeply_nested_manifest_is_invalid_not_a_crash(broken: Path) -> None:
+    (broken / "manifest.json").write_text("[" * 100000 + "]" * 100000)
+    rep = verify(broken)
+    assert rep.exit_code == 2 and rep.findings[0].case == "<manifest>"

@@ -29,17 +29,20 @@ __all__ = ["generate", "verify", "VerifyReport", "load_set", "load_case", "Loade
 
 
 def default_set_dir():
-    """The committed default set: ``$FP8REF_GOLDEN`` if set, else ``fp8ref/data/golden`` when the package
-    ships one, else the source checkout's ``golden/`` directory. Raises ``FileNotFoundError`` with what
-    was tried when none exists."""
+    """The default golden set: ``$FP8REF_GOLDEN`` if set (it must hold a set), else ``fp8ref/data/golden``
+    when the package ships one, else the source checkout's ``golden/`` directory (the committed set).
+    Raises ``FileNotFoundError`` saying what was tried when none exists."""
     import os
     from pathlib import Path
 
     here = Path(__file__).resolve().parent.parent
     tried = []
     env = os.environ.get("FP8REF_GOLDEN")
-    candidates = [Path(env)] if env else []
-    candidates += [here / "data" / "golden", here.parent / "golden"]
+    if env:
+        if (Path(env) / "manifest.json").is_file():
+            return Path(env)
+        raise FileNotFoundError(f"FP8REF_GOLDEN={env} holds no golden set (no manifest.json there)")
+    candidates = [here / "data" / "golden", here.parent / "golden"]
     for c in candidates:
         tried.append(str(c))
         if (c / "manifest.json").is_file():

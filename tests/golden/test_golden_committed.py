@@ -20,7 +20,10 @@ def test_default_set_dir_is_the_committed_set(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.delenv("FP8REF_GOLDEN", raising=False)
     assert default_set_dir() == GOLDEN
     monkeypatch.setenv("FP8REF_GOLDEN", str(tmp_path))
-    assert default_set_dir() != tmp_path  # no manifest there: falls through to the next candidate
+    with pytest.raises(FileNotFoundError, match="FP8REF_GOLDEN"):
+        default_set_dir()
+    monkeypatch.setenv("FP8REF_GOLDEN", str(GOLDEN))
+    assert default_set_dir() == GOLDEN
 
 
 def test_committed_set_verifies() -> None:

@@ -19,22 +19,27 @@ def _f(x: np.ndarray) -> np.ndarray:
 
 def special_results(ap: np.ndarray, bp: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     """(M, N) float64: NaN, +Inf or -Inf where the exact sum (plus bias) is special, 0 elsewhere; ``ap`` and
-    ``bp`` are the scaled operands ``a * sa`` and ``b * sb`` in float64."""
-    na, nb = np.isnan(ap), np.isnan(bp)
-    ia_p, ia_n = ap == np.inf, ap == -np.inf
-    ib_p, ib_n = bp == np.inf, bp == -np.inf
-    za, zb = ap == 0, bp == 0
-    pa, ma = ap > 0, ap < 0  # include the infinities, exclude NaN
-    pb, mb = bp > 0, bp < 0
-    m, n = ap.shape[0], bp.shape[1]
-    if ap.shape[1]:
-        nan = _f(na) @ np.ones((ap.shape[1], n)) + np.ones((m, ap.shape[1])) @ _f(nb)
-        nan = nan + _f(ia_p | ia_n) @ _f(zb) + _f(za) @ _f(ib_p | ib_n)
-        nan = nan > 0
-        pinf = (_f(ia_p) @ _f(pb) + _f(ia_n) @ _f(mb) + _f(pa) @ _f(ib_p) + _f(ma) @ _f(ib_n)) > 0
-        ninf = (_f(ia_p) @ _f(mb) + _f(ia_n) @ _f(pb) + _f(pa) @ _f(ib_n) + _f(ma) @ _f(ib_p)) > 0
-    else:
-        nan = pinf = ninf = np.zeros((m, n), bool)
+    ``bp`` are the scaled operands ``a * sa`` and ``b * sb`` in float64. The 0/1 products run only over the
+    K indices where an operand has an infinity, so sparse specials cost little."""
+    m, k = ap.shape
+    n = bp.shape[1]
+    nan = np.isnan(ap).any(axis=1)[:, None] | np.isnan(bp).any(axis=0)[None, :]
+    pinf = np.zeros((m, n), bool)
+    ninf = np.zeros((m, n), bool)
+    ka = np.nonzero(np.isinf(ap).any(axis=0))[0]  # K indices with an infinite a'
+    kb = np.nonzero(np.isinf(bp).any(axis=1))[0]  # K indices with an infinite b'
+    if ka.size:
+        a_, b_ = ap[:, ka], bp[ka, :]
+        ia_p, ia_n = _f(a_ == np.inf), _f(a_ == -np.inf)
+        nan |= ((ia_p + ia_n) @ _f(b_ == 0)) > 0
+        pinf |= (ia_p @ _f(b_ > 0) + ia_n @ _f(b_ < 0)) > 0
+        ninf |= (ia_p @ _f(b_ < 0) + ia_n @ _f(b_ > 0)) > 0
+    if kb.size:
+        a_, b_ = ap[:, kb], bp[kb, :]
+        ib_p, ib_n = _f(b_ == np.inf), _f(b_ == -np.inf)
+        nan |= (_f(a_ == 0) @ (ib_p + ib_n)) > 0
+        pinf |= (_f(a_ > 0) @ ib_p + _f(a_ < 0) @ ib_n) > 0
+        ninf |= (_f(a_ > 0) @ ib_n + _f(a_ < 0) @ ib_p) > 0
     if bias is not None:
         nan = nan | np.isnan(bias)[None, :]
         pinf = pinf | (bias == np.inf)[None, :]

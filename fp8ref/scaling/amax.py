@@ -10,10 +10,11 @@ from fp8ref.scaling._inputs import as_float_array, widen
 
 _NAN_POLICIES = ("propagate", "ignore")
 
-# (unsigned view dtype, abs mask, bit pattern of +Inf)
+# (signed integer view dtype, abs mask, bit pattern of +Inf); with the sign bit cleared the patterns are
+# non-negative, so signed and unsigned order agree
 _BITS = {
-    np.dtype(np.float32): (np.uint32, np.uint32(0x7FFFFFFF), np.uint32(0x7F800000)),
-    np.dtype(np.float64): (np.uint64, np.uint64(0x7FFFFFFFFFFFFFFF), np.uint64(0x7FF0000000000000)),
+    np.dtype(np.float32): (np.int32, np.int32(0x7FFFFFFF), np.int32(0x7F800000)),
+    np.dtype(np.float64): (np.int64, np.int64(0x7FFFFFFFFFFFFFFF), np.int64(0x7FF0000000000000)),
 }
 
 

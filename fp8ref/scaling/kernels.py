@@ -15,7 +15,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from fp8ref.cast.kernels import f32_to_bits
+from fp8ref.cast.kernels import bits_to_f32, f32_to_bits
 
 SMALL = 1 << 17  # below this many elements a parallel launch costs more than it saves
 
@@ -36,36 +36,37 @@ def threads_for(n: int):
 
 @njit(cache=True, parallel=True)
 def amax_bits(u, mask, inf_bits, ignore_nan):  # pragma: no cover - compiled
-    """Max of ``u & mask`` over a 1-D unsigned array; NaN patterns (``> inf_bits``) count as 0 when
-    ``ignore_nan``."""
+    """Max of ``u & mask`` over a 1-D signed-integer view (int32 of float32, int64 of float64); NaN
+    patterns (``> inf_bits``) count as 0 when ``ignore_nan``."""
     n = u.size
     nchunks = 64
     chunk = (n + nchunks - 1) // nchunks
     part = np.zeros(nchunks, dtype=u.dtype)
+    zero = u.dtype.type(0)
     for c in prange(nchunks):
         lo = c * chunk
         hi = min(n, lo + chunk)
-        m = u.dtype.type(0)
+        us = u[lo:hi]  # a slice: the loops below vectorise
+        m = zero
         if ignore_nan:
-            for i in range(lo, hi):
-                v = u[i] & mask
-                v = v if v <= inf_bits else u.dtype.type(0)
-                m = v if v > m else m
+            for i in range(us.size):
+                v = us[i] & mask
+                v = v if v <= inf_bits else zero
+                m = max(m, v)
         else:
-            for i in range(lo, hi):
-                v = u[i] & mask
-                m = v if v > m else m
+            for i in range(us.size):
+                m = max(m, us[i] & mask)
         part[c] = m
-    m = u.dtype.type(0)
+    m = zero
     for c in range(nchunks):
-        m = part[c] if part[c] > m else m
+        m = max(m, part[c])
     return m
 
 
 @njit(cache=True, parallel=True)
 def amax_bits_blocks(u, br, bc, mask, inf_bits, ignore_nan):  # pragma: no cover - compiled
-    """Per-block max of ``u & mask`` over a 2-D unsigned array, blocks ``(br, bc)``; partial edge blocks
-    take the max over the elements present. Returns the ``(ceil(M/br), ceil(N/bc))`` grid."""
+    """Per-block max of ``u & mask`` over a 2-D signed-integer view, blocks ``(br, bc)``; partial edge
+    blocks take the max over the elements present. Returns the ``(ceil(M/br), ceil(N/bc))`` grid."""
     m_rows, n_cols = u.shape
     gm = (m_rows + br - 1) // br
     gn = (n_cols + bc - 1) // bc
@@ -74,12 +75,16 @@ def amax_bits_blocks(u, br, bc, mask, inf_bits, ignore_nan):  # pragma: no cover
     for bi in prange(gm):
         for i in range(bi * br, min(m_rows, (bi + 1) * br)):
             for bj in range(gn):
+                us = u[i, bj * bc:min(n_cols, (bj + 1) * bc)]
                 m = out[bi, bj]
-                for j in range(bj * bc, min(n_cols, (bj + 1) * bc)):
-                    v = u[i, j] & mask
-                    if ignore_nan and v > inf_bits:
-                        v = zero
-                    m = v if v > m else m
+                if ignore_nan:
+                    for j in range(us.size):
+                        v = us[j] & mask
+                        v = v if v <= inf_bits else zero
+                        m = max(m, v)
+                else:
+                    for j in range(us.size):
+                        m = max(m, us[j] & mask)
                 out[bi, bj] = m
     return out
 
@@ -97,18 +102,51 @@ def amax_bits_blocks(u, br, bc, mask, inf_bits, ignore_nan):  # pragma: no cover
 def f32_encoder_params(fmt, saturate: bool, mode: int) -> tuple[int, ...] | None:
     """Parameters of :func:`encode_f32` for ``fmt``, ``saturate`` and the deterministic rounding ``mode``
     (0..4), or ``None`` where the float32 encoder does not apply (formats without zero, subnormals or NaN,
-    ``emin < -126``, ``mbits > 22``, more than 8 bits). The mode becomes branch-free integer flags:
-    the rounding increment is ``t = kh*half - k1 + kodd*lsb + (kpos if x > 0 else kneg)*(one - 1)``."""
+    ``emin < -126``, ``mbits > 22``, more than 8 bits). The mode becomes branch-free integer masks:
+    the rounding increment is ``t = (half & kh) - k1 + (lsb & kodd) + ((one - 1) & (kpos or kneg))``
+    (``kh``, ``kpos``, ``kneg`` are 0 or -1, ``k1`` and ``kodd`` 0 or 1)."""
     if not (fmt.has_zero and fmt.has_subnormals and fmt.signed and fmt.nan != "none"
             and fmt.emin >= -126 and fmt.mbits <= 22 and fmt.bits <= 8) or mode not in range(5):
         return None
     ovf = fmt.inf_code if fmt.inf_code is not None else fmt.nan_code
-    kh, k1, kodd = {0: (1, 1, 1), 1: (1, 0, 0)}.get(mode, (0, 0, 0))
-    kpos, kneg = int(mode == 3), int(mode == 4)
+    kh, k1, kodd = {0: (-1, 1, 1), 1: (-1, 0, 0)}.get(mode, (0, 0, 0))
+    kpos, kneg = -int(mode == 3), -int(mode == 4)
     clamp_pos = int(bool(saturate) or mode in (2, 4))  # finite overflow of a positive value -> max
     clamp_neg = int(bool(saturate) or mode in (2, 3))
     return (fmt.mbits, fmt.emin, fmt.max_code, fmt.sign_mask, fmt.sign_mask if fmt.has_negative_zero else 0,
             fmt.nan_code, ovf, int(bool(saturate)), kh, k1, kodd, kpos, kneg, clamp_pos, clamp_neg)
+
+
+def f32_rne_params(fmt, saturate: bool) -> tuple[int, ...] | None:
+    """Parameters of :func:`encode_f32_rne` (nearest-even), or ``None`` where it does not apply (as
+    :func:`f32_encoder_params`, and the magic number below must be a normal float32)."""
+    if f32_encoder_params(fmt, saturate, 0) is None or fmt.emin - fmt.mbits + 23 < -126:
+        return None
+    sh = 23 - fmt.mbits
+    rebias = (127 + fmt.emin - 1) << 23  # float32 biased exponent minus the target's, in place
+    magic_bits = (fmt.emin - fmt.mbits + 23 + 127) << 23  # 2**(emin - mbits + 23)
+    ovf = fmt.max_code if saturate else (fmt.inf_code if fmt.inf_code is not None else fmt.nan_code)
+    return (sh, (1 << (sh - 1)) - 1 - rebias, magic_bits, (fmt.emin + 127) << 23, fmt.max_code, ovf,
+            fmt.nan_code, fmt.sign_mask, fmt.sign_mask if fmt.has_negative_zero else 0)
+
+
+@njit(cache=True, inline="always")
+def encode_f32_rne(y, rp):  # pragma: no cover - compiled
+    """Nearest-even code of the float32 ``y`` (:func:`f32_rne_params`). With ``a`` the bits of ``|y|``:
+    a normal result is ``(a - rebias + half - 1 + lsb) >> sh`` (the target's exponent field and mantissa
+    in one integer; a rounding carry moves into the exponent by itself); a result below the smallest
+    normal is read off the float32 sum ``|y| + magic``, ``magic = 2**(emin - mbits + 23)``, whose ulp is
+    the smallest subnormal of the target, so the FPU's nearest-even addition does the rounding. Values
+    above max (and +-Inf) give ``ovf`` (max when saturating), NaN the NaN code, with the sign of ``y``."""
+    u = np.int64(f32_to_bits(y))
+    a = u & 0x7FFFFFFF
+    nrm = (a + rp[1] + ((a >> rp[0]) & 1)) >> rp[0]
+    sub = np.int64(f32_to_bits(abs(y) + bits_to_f32(np.int32(rp[2])))) - rp[2]
+    mag = sub if a < rp[3] else nrm
+    mag = rp[5] if mag > rp[4] else mag
+    mag = rp[6] if a > 0x7F800000 else mag
+    sb = rp[7] if mag != 0 else rp[8]
+    return (mag | sb) if u < 0 else mag
 
 
 @njit(cache=True, inline="always")
@@ -127,9 +165,9 @@ def encode_f32(y, fp):  # pragma: no cover - compiled
     ex = max(big_e, emin)
     s = min(ex - big_e + np.int32(23) - mbits, np.int32(26))
     one = np.int32(1) << s
-    t = (np.int32(fp[8]) * (one >> np.int32(1)) - np.int32(fp[9])
-         + np.int32(fp[10]) * ((sig >> s) & np.int32(1))
-         + np.int32(fp[12] if neg else fp[11]) * (one - np.int32(1)))
+    t = (((one >> np.int32(1)) & np.int32(fp[8])) - np.int32(fp[9])
+         + ((sig >> s) & np.int32(fp[10]))
+         + ((one - np.int32(1)) & np.int32(fp[12] if neg else fp[11])))
     mag = ((ex - emin) << mbits) + ((sig + t) >> s)
     clamp = (fp[14] if neg else fp[13]) != 0
     if mag > maxcode:
@@ -190,3 +228,53 @@ def scaled_cast_blocks_f32(x, qgrid, br, bc, fp, out):  # pragma: no cover - com
             xs, os = x[i, lo:hi], out[i, lo:hi]
             for j in range(xs.size):
                 os[j] = encode_f32(xs[j] * q, fp)
+
+
+# ---- the same kernels with the nearest-even encoder ------------------------------------------------
+@njit(cache=True, parallel=True)
+def scaled_cast_flat_f32_rne(x, q, fp, out):  # pragma: no cover - compiled
+    """The nearest-even twin of the kernel above (:func:`encode_f32_rne`)."""
+    for i in prange(x.size):
+        out[i] = encode_f32_rne(x[i] * q, fp)
+
+
+@njit(cache=True, parallel=True)
+def scaled_cast_amax_flat_f32_rne(x, q, fp, out):  # pragma: no cover - compiled
+    """The nearest-even twin of the kernel above (:func:`encode_f32_rne`)."""
+    n = x.size
+    tile = 4096
+    ntiles = (n + tile - 1) // tile
+    part = np.zeros(ntiles, dtype=np.int32)
+    bits = x.view(np.int32)
+    for c in prange(ntiles):
+        lo = c * tile
+        hi = min(n, lo + tile)
+        xs, os, bs = x[lo:hi], out[lo:hi], bits[lo:hi]  # slices: the loops below vectorise
+        for i in range(xs.size):
+            os[i] = encode_f32_rne(xs[i] * q, fp)
+        m = np.int32(0)
+        for i in range(bs.size):
+            v = bs[i] & np.int32(0x7FFFFFFF)
+            v = v if v <= np.int32(0x7F800000) else np.int32(0)
+            m = max(m, v)
+        part[c] = m
+    m = np.int32(0)
+    for c in range(ntiles):
+        m = max(m, part[c])
+    return m
+
+
+@njit(cache=True, parallel=True)
+def scaled_cast_blocks_f32_rne(x, qgrid, br, bc, fp, out):  # pragma: no cover - compiled
+    """The nearest-even twin of the kernel above (:func:`encode_f32_rne`)."""
+    m_rows, n_cols = x.shape
+    gn = qgrid.shape[1]
+    for i in prange(m_rows):
+        bi = i // br
+        for bj in range(gn):
+            q = qgrid[bi, bj]
+            lo = bj * bc
+            hi = min(n_cols, lo + bc)
+            xs, os = x[i, lo:hi], out[i, lo:hi]
+            for j in range(xs.size):
+                os[j] = encode_f32_rne(xs[j] * q, fp)

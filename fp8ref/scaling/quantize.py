@@ -98,19 +98,27 @@ def _cast_fused(w: np.ndarray, q: np.ndarray, block: tuple[int, ...], fmt: Forma
     from fp8ref.cast.oracle import ROUNDING_MODES
     from fp8ref.scaling import kernels as k
 
-    fp = k.f32_encoder_params(fmt, saturate, ROUNDING_MODES.index(rounding))
+    rp = k.f32_rne_params(fmt, saturate) if rounding == "nearest_even" else None
+    if rp is not None:  # the nearest-even encoder
+        fp = rp
+        flat_k, amax_k, blocks_k = k.scaled_cast_flat_f32_rne, k.scaled_cast_amax_flat_f32_rne, \
+            k.scaled_cast_blocks_f32_rne
+    else:
+        fp = k.f32_encoder_params(fmt, saturate, ROUNDING_MODES.index(rounding))
+        flat_k, amax_k = k.scaled_cast_flat_f32, k.scaled_cast_amax_flat_f32
+        blocks_k = k.scaled_cast_blocks_f32
     out = np.empty(w.shape, dtype=np.uint8)
     amax_v = None
     with k.threads_for(w.size):
         if q.ndim == 0:
             flat, oflat = w.reshape(-1), out.reshape(-1)
             if with_amax:
-                m = k.scaled_cast_amax_flat_f32(flat, np.float32(q), fp, oflat)
+                m = amax_k(flat, np.float32(q), fp, oflat)
                 amax_v = np.array(m, dtype=np.int32).view(np.float32)[()]
             else:
-                k.scaled_cast_flat_f32(flat, np.float32(q), fp, oflat)
+                flat_k(flat, np.float32(q), fp, oflat)
         else:
-            k.scaled_cast_blocks_f32(w, q, block[0], block[1], fp, out)
+            blocks_k(w, q, block[0], block[1], fp, out)
     return out, amax_v
 
 

@@ -43,6 +43,9 @@ def test_f32_encoder_equals_cast(fmt):
         for sat in (True, False):
             k.scaled_cast_flat_f32(x, np.float32(1.0), k.f32_encoder_params(fmt, sat, mode), out)
             assert np.array_equal(out, quantize(x, fmt, rounding=rounding, saturate=sat)), (rounding, sat)
+    for sat in (True, False):  # the nearest-even encoder
+        k.scaled_cast_flat_f32_rne(x, np.float32(1.0), k.f32_rne_params(fmt, sat), out)
+        assert np.array_equal(out, quantize(x, fmt, saturate=sat)), sat
 
 
 @pytest.mark.slow
@@ -51,12 +54,15 @@ def test_f32_encoder_exhaustive(fmt, sat):
     """All 2**32 float32 bit patterns, nearest-even, against fp8ref.quantize."""
     from fp8ref.scaling import kernels as k
 
-    fp = k.f32_encoder_params(fmt, sat, 0)
+    fp, rp = k.f32_encoder_params(fmt, sat, 0), k.f32_rne_params(fmt, sat)
     out = np.empty(1 << 24, np.uint8)
     for c in range(256):
         x = np.arange(c << 24, (c + 1) << 24, dtype=np.uint64).astype(np.uint32).view(np.float32)
+        want = quantize(x, fmt, saturate=sat)
         k.scaled_cast_flat_f32(x, np.float32(1.0), fp, out)
-        assert np.array_equal(out, quantize(x, fmt, saturate=sat)), c
+        assert np.array_equal(out, want), c
+        k.scaled_cast_flat_f32_rne(x, np.float32(1.0), rp, out)
+        assert np.array_equal(out, want), c
 
 
 def _unfused(monkeypatch, *args, **kw):

@@ -12,7 +12,7 @@ from fp8ref.matmul.exact import decode, exact_terms, profile
 from fp8ref.matmul.rounding import format_params, round_values
 
 _FP64_PARAMS = format_params(FP64)
-_PARALLEL_WORK = 1 << 24  # M*N*K from which the Numba kernels run on every thread
+_PARALLEL = 1 << 20  # elements from which a Numba kernel runs on every thread (below: no parallel region)
 
 
 def scaled_mm(a: Any, b: Any, scale_a: Any = 1.0, scale_b: Any = 1.0, *, a_format: Any = E4M3,
@@ -123,15 +123,14 @@ def _exact(opa: inp.Operand, opb: inp.Operand, sa: inp.Scales, sb: inp.Scales, b
            sr: float | None, out: inp.Output, m: int, k: int, n: int) -> np.ndarray:
     from fp8ref.matmul._kernels import exact_epilogue, exact_epilogue_serial
 
-    parallel = m * n * max(k, 1) >= _PARALLEL_WORK  # small products: no parallel region to wait for
-    epilogue = exact_epilogue if parallel else exact_epilogue_serial
+    epilogue = exact_epilogue if m * n >= _PARALLEL else exact_epilogue_serial
 
     bounds = segments(sa, sb, k)
     ga, gb = segment_scales(sa, sb, bounds, m, n)
     codes_a = np.ascontiguousarray(opa.codes)
     codes_b = np.ascontiguousarray(opb.codes)
-    dec_a, hist_a = decode(codes_a, opa.fmt, parallel)
-    dec_b, hist_b = decode(codes_b, opb.fmt, parallel)
+    dec_a, hist_a = decode(codes_a, opa.fmt, codes_a.size >= _PARALLEL)
+    dec_b, hist_b = decode(codes_b, opb.fmt, codes_b.size >= _PARALLEL)
     pa, pb = profile(codes_a, opa.fmt, hist_a), profile(codes_b, opb.fmt, hist_b)
     special = (pa.has_special or pb.has_special or not np.isfinite(ga).all() or not np.isfinite(gb).all()
                or (bias is not None and not np.isfinite(bias).all()))

@@ -162,3 +162,19 @@ def test_state_is_immutable_and_copied():
     assert s.amax_history[0] == 0
     with pytest.raises(ValueError):
         s.amax_history[0] = 1
+
+
+@pytest.mark.parametrize("algo", ["max", "most_recent"])
+@pytest.mark.parametrize("bulk", [True, False])
+def test_nan_in_a_given_history(algo, bulk):
+    """A checkpointed history may hold NaN: the max reduction skips it (fmaxf), most_recent keeps the
+    previous scale."""
+    for hist in ([np.nan, 2.0, 8.0], [0.0, np.nan, 8.0], [0.0, np.nan, np.nan]):
+        h = [np.float32(v) for v in hist]
+        state = DelayedState(np.array(h, np.float32), np.float32(3.0))
+        recipe = Delayed(history_len=3, algo=algo, roll_zero_amax=not bulk)
+        x = np.float32([np.nan]) if math.isnan(hist[0]) else np.float32([hist[0]])
+        st = quantize_scaled(x, E4M3, recipe, state=state)
+        want_h, want_s = te_update([te_cast_amax(x)] + h[1:], np.float32(3.0), E4M3.max, 0, algo, bulk)
+        assert st.state.scale == want_s
+        assert np.array_equal(st.state.amax_history, np.array(want_h, np.float32), equal_nan=True)

@@ -187,3 +187,29 @@ def test_long_k_beyond_the_float64_bound() -> None:
     from fp8ref.matmul.oracle import round_exact
 
     assert float(got[0, 0]) == round_exact(Fraction(exact, 2**18), fp8ref.FP32)
+
+
+def test_parallel_kernels_equal_serial_and_oracle(monkeypatch) -> None:
+    """From 2^20 elements the decode and epilogue kernels run in parallel: same results as the serial ones."""
+    import fp8ref.matmul.api as api
+
+    rng = np.random.default_rng(17)
+    m, k, n = 1024, 24, 1024
+    fa, fb = fp8ref.E5M2, fp8ref.E4M3
+    a = rng.integers(0, 256, (m, k), dtype=np.uint8)
+    b = rng.integers(0, 256, (k, n), dtype=np.uint8)
+    a[rng.random((m, k)) < 0.9] &= 0x7B  # mostly finite, some NaN/Inf codes left
+    sa = (rng.random((m, 1)) * 3).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float16)
+    kw = dict(a_format=fa, b_format=fb, bias=bias, out_dtype=fp8ref.E4M3, scale_result=np.float32(0.7))
+    par = fp8ref.scaled_mm(a, b, sa, 1.5, **kw).view(np.uint8)
+    monkeypatch.setattr(api, "_PARALLEL", 1 << 62)
+    ser = fp8ref.scaled_mm(a, b, sa, 1.5, **kw).view(np.uint8)
+    np.testing.assert_array_equal(par, ser)
+    rows = rng.choice(m, 4, replace=False)
+    cols = rng.choice(n, 4, replace=False)
+    want = scaled_mm_oracle(a[rows], fa, b[:, cols], fb, np.repeat(sa[rows].astype(np.float64), k, 1),
+                            np.full((k, 4), 1.5), bias[cols].astype(np.float64), float(np.float32(0.7)),
+                            fp8ref.E4M3)
+    got = par[np.ix_(rows, cols)].view(ml_dtypes.float8_e4m3fn).astype(np.float64)
+    assert ((got == want) | (np.isnan(got) & np.isnan(want))).all()

@@ -51,6 +51,8 @@ MODE_NEAREST_EVEN, MODE_NEAREST_AWAY, MODE_TOWARD_ZERO = 0, 1, 2
 MODE_TOWARD_POSITIVE, MODE_TOWARD_NEGATIVE = 3, 4
 MODE_STOCHASTIC, MODE_STOCHASTIC_FAST, MODE_STOCHASTIC_FASTEST = 5, 6, 7
 
+CHUNK = 4096  # elements per parallel chunk of the float32 stochastic kernels (a multiple of 4)
+
 
 def format_params(fmt: Format) -> tuple[int, ...]:
     """The kernel view of ``fmt`` (formats of at most 16 bits)."""
@@ -436,27 +438,41 @@ def quantize_f32_rne(x, bits, p, saturate, out):
 
 
 @njit(cache=True, inline="always")
-def _f32_stochastic_mag(a, R, mode, nbits, mbits, emin):
-    """Magnitude code (before the overflow check) of the float32 magnitude bits ``a`` (finite) with
-    random bits ``R``: ``sig / 2**s = kept + delta`` with ``sig`` the 24-bit significand. Branch-free
-    (the three rules share ``u = floor(sig * 2**(r+1) / 2**s)``) so that the loop vectorises."""
+def _f32_split(a, nbits, mbits, emin):
+    """For float32 magnitude bits ``a`` (finite): the exponent part of the code, ``(ex - emin) << mbits``,
+    and ``u = floor(sig * 2**(r+1) / 2**s) = kept * 2**(r+1) + floor(delta * 2**(r+1))`` with ``sig`` the
+    24-bit significand, plus ``w = sig << (r+1)`` and ``s`` (clamped to 62, which changes nothing)."""
     e32 = a >> 23
     e1 = e32 if e32 > 0 else 1
     sig = (a & 0x7FFFFF) | (0x800000 if e32 > 0 else 0)
     E = e1 - 127
     ex = E if E > emin else emin
     s = ex - E + 23 - mbits
-    s = s if s < 63 else 63
+    s = s if s < 62 else 62
     w = sig << (nbits + 1)
-    u = w >> s  # kept * 2**(r+1) + floor(delta * 2**(r+1))
+    return (ex - emin) << mbits, w >> s, w, s
+
+
+@njit(cache=True, inline="always")
+def _f32_mag_stochastic(a, R, nbits, mbits, emin):
+    base, u, w, s = _f32_split(a, nbits, mbits, emin)
     t = u >> 1  # kept * 2**r + floor(delta * 2**r)
-    sticky = 1 if (w & ((1 << s) - 1)) != 0 else 0
+    m = (1 << s) - 1
+    sticky = ((w & m) + m) >> s  # 1 if bits below delta * 2**(r+1) remain
     up = u & 1 & (sticky | t)  # RNE(delta * 2**r) - floor(delta * 2**r)
-    new5 = (t + up + R) >> nbits
-    new6 = (u + 2 * R + 1) >> (nbits + 1)
-    new7 = (t + R) >> nbits
-    new = new5 if mode == 5 else (new6 if mode == 6 else new7)
-    return ((ex - emin) << mbits) + new
+    return base + ((t + up + R) >> nbits)
+
+
+@njit(cache=True, inline="always")
+def _f32_mag_stochastic_fast(a, R, nbits, mbits, emin):
+    base, u, w, s = _f32_split(a, nbits, mbits, emin)
+    return base + ((u + 2 * R + 1) >> (nbits + 1))
+
+
+@njit(cache=True, inline="always")
+def _f32_mag_stochastic_fastest(a, R, nbits, mbits, emin):
+    base, u, w, s = _f32_split(a, nbits, mbits, emin)
+    return base + (((u >> 1) + R) >> nbits)
 
 
 @njit(cache=True, inline="always")
@@ -479,20 +495,40 @@ def _finish_params(p, saturate):
     return maxcode, ovf, ovf, p[P_NANCODE], p[P_SIGNMASK], nz
 
 
+@njit(cache=True)
+def _f32_stochastic_block(bits, rbits, shift, mode, nbits, mbits, emin, fin, out):
+    """The encode loop of the float32 stochastic kernels over one chunk, ``R = rbits[j] >> shift``.
+    A separate function with one loop per mode: LLVM vectorises these, which it does not do for a loop
+    nested in the parallel loop or for a loop that selects the mode per element."""
+    maxcode, ovf, infres, nanc, signmask, nz = fin
+    if mode == 5:
+        for j in range(bits.size):
+            u = np.int64(bits[j])
+            mag = _f32_mag_stochastic(u & 0x7FFFFFFF, np.int64(rbits[j] >> shift), nbits, mbits, emin)
+            out[j] = _f32_finish(u, mag, maxcode, ovf, infres, nanc, signmask, nz)
+    elif mode == 6:
+        for j in range(bits.size):
+            u = np.int64(bits[j])
+            mag = _f32_mag_stochastic_fast(u & 0x7FFFFFFF, np.int64(rbits[j] >> shift), nbits, mbits, emin)
+            out[j] = _f32_finish(u, mag, maxcode, ovf, infres, nanc, signmask, nz)
+    else:
+        for j in range(bits.size):
+            u = np.int64(bits[j])
+            mag = _f32_mag_stochastic_fastest(u & 0x7FFFFFFF, np.int64(rbits[j] >> shift), nbits, mbits, emin)
+            out[j] = _f32_finish(u, mag, maxcode, ovf, infres, nanc, signmask, nz)
+
+
 @njit(parallel=True, cache=True)
 def quantize_f32_stochastic(bits, p, mode, saturate, rbits, nbits, out):
     """Stochastic modes on float32 input with explicit random bits (formats as :func:`quantize_f32`)."""
-    mbits = p[P_MBITS]
-    emin = p[P_EMIN]
-    maxcode, ovf, infres, nanc, signmask, nz = _finish_params(p, saturate)
-    for i in prange(bits.size):
-        u = np.int64(bits[i])
-        mag = _f32_stochastic_mag(u & 0x7FFFFFFF, rbits[i], mode, nbits, mbits, emin)
-        out[i] = _f32_finish(u, mag, maxcode, ovf, infres, nanc, signmask, nz)
+    fin = _finish_params(p, saturate)
+    n = bits.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        start = c * CHUNK
+        stop = min(start + CHUNK, n)
+        _f32_stochastic_block(bits[start:stop], rbits[start:stop], np.int64(0), mode, nbits, p[P_MBITS],
+                              p[P_EMIN], fin, out[start:stop])
     return 0
-
-
-CHUNK = 4096  # elements per parallel chunk of the seeded kernels (a multiple of 4)
 
 
 @njit(cache=True)
@@ -506,18 +542,6 @@ def _philox_fill(b0, nb, k0, k1, words):
         words[4 * b + 1] = w1
         words[4 * b + 2] = w2
         words[4 * b + 3] = w3
-
-
-@njit(cache=True)
-def _f32_stochastic_block(bits, words, shift, mode, nbits, mbits, emin, fin, out):
-    """The encode loop of :func:`quantize_f32_seeded` over one chunk (a separate function: LLVM
-    vectorises it, which it does not for a loop nested in the parallel loop)."""
-    maxcode, ovf, infres, nanc, signmask, nz = fin
-    for j in range(bits.size):
-        u = np.int64(bits[j])
-        R = np.int64(words[j] >> shift)
-        mag = _f32_stochastic_mag(u & 0x7FFFFFFF, R, mode, nbits, mbits, emin)
-        out[j] = _f32_finish(u, mag, maxcode, ovf, infres, nanc, signmask, nz)
 
 
 @njit(parallel=True, cache=True)

@@ -36,38 +36,45 @@ def rcp_max_f32(fmt: Format) -> np.float32:
 
 
 def mx_scale_codes(amax: np.ndarray, fmt: Format, rule: str) -> np.ndarray:
-    """E8M0 scale codes (uint8) for an array of float32 block amaxes."""
+    """E8M0 scale codes (uint8) for an array of float32 block amaxes (int32 bit arithmetic)."""
     a = np.array(amax, dtype=np.float32)
-    bits = a.view(np.uint32).astype(np.int64)
-    nonfinite = ~np.isfinite(a)
-    emax = fmt.emax
+    bits = a.view(np.int32) & np.int32(0x7FFFFFFF)
+    nonfinite = bits >= np.int32(0x7F800000)
     if rule == "RCEIL":
         with np.errstate(over="ignore", invalid="ignore"):
             d = a * rcp_max_f32(fmt)
-        db = d.view(np.uint32).astype(np.int64)
-        field = (db >> 23) & 0xFF
-        mant = db & 0x7FFFFF
+        db = d.view(np.int32) & np.int32(0x7FFFFFFF)
+        field = db >> 23
+        mant = db & np.int32(0x7FFFFF)
         up = np.where(field == 0, mant > 0x400000, mant != 0)
         code = np.minimum(field + up, 254)
-        nonfinite = nonfinite | ~np.isfinite(d)
+        nonfinite |= db >= np.int32(0x7F800000)
     else:
         if rule == "EVEN":
-            b2 = (bits + (1 << (22 - fmt.mbits))) & 0xFF800000
-            nonfinite = nonfinite | (((b2 >> 23) & 0xFF) == 0xFF)
-            bits = b2
-        field = (bits >> 23) & 0xFF
-        e = field - 127 - emax
-        if rule == "CEIL":
-            e = e + ((bits & 0x7FFFFF) != 0)
-        elif rule not in ("FLOOR", "EVEN"):
+            with np.errstate(over="ignore"):
+                bits = (bits + np.int32(1 << (22 - fmt.mbits))) & np.int32(0x7F800000)
+            nonfinite |= bits == np.int32(0x7F800000)
+        elif rule not in ("FLOOR", "CEIL"):
             raise ValueError(f"rule must be one of FLOOR, RCEIL, CEIL, EVEN, got {rule!r}")
+        e = (bits >> 23) - np.int32(127 + fmt.emax)
+        if rule == "CEIL":
+            e += (bits & np.int32(0x7FFFFF)) != 0
         code = np.clip(e, -127, 127) + 127
-    return np.where(nonfinite, 255, code).astype(np.uint8)
+    code = code.astype(np.uint8)
+    code[nonfinite] = 255
+    return code
+
+
+def _table(negate: bool) -> np.ndarray:
+    c = np.arange(256)
+    t = np.ldexp(1.0, np.where(c == 255, 0, (127 - c) if negate else (c - 127))).astype(np.float32)
+    t[255] = np.nan
+    return t
+
+
+_TABLES = {False: _table(False), True: _table(True)}
 
 
 def e8m0_to_f32(codes: np.ndarray, negate: bool = False) -> np.ndarray:
-    """``2**(c - 127)`` (or ``2**(127 - c)`` with ``negate``) as float32, NaN for 0xFF; exact."""
-    c = np.asarray(codes, dtype=np.int64)
-    k = (127 - c) if negate else (c - 127)
-    v = np.ldexp(1.0, np.where(c == 255, 0, k)).astype(np.float32)
-    return np.where(c == 255, np.float32(np.nan), v).astype(np.float32)
+    """``2**(c - 127)`` (or ``2**(127 - c)`` with ``negate``) as float32, NaN for 0xFF; exact (a table)."""
+    return _TABLES[bool(negate)][np.asarray(codes, dtype=np.uint8)]

@@ -112,6 +112,12 @@ def register(subparsers: Any) -> None:
     q.add_argument("--eval-batches", type=int)
     q.add_argument("--out", metavar="DIR", help="where ptq.json and the plot go (default: the run folder)")
     q.add_argument("--threads", type=int, default=1)
+    q.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.005,
+        help="relative loss increase allowed (default 0.005: the paper's 99.5 %% criterion)",
+    )
     q.add_argument("--no-plots", action="store_true")
     q.set_defaults(func=infer_main)
 
@@ -314,6 +320,7 @@ def infer_main(args: argparse.Namespace) -> int:
             eval_batches=args.eval_batches,
             ops=_ops(args.backend),
             threads=args.threads,
+            tolerance=args.tolerance,
         )
     except (ValueError, CheckpointError) as exc:
         print(f"fp8ref infer: {exc}", file=sys.stderr)

@@ -12,7 +12,7 @@ from fp8ref.nn.model import DEFAULT_FP8_KINDS, LINEAR_KINDS, GPTConfig
 
 PRESETS: dict[str, dict[str, Any]] = {
     # ~28k parameters; the default `fp8ref train` trains it three times
-    "tiny": dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=16, steps=400, lr=4e-3, warmup=40),
+    "tiny": dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=32, steps=500, lr=1e-2, warmup=40),
     # ~200k parameters
     "small": dict(
         n_layer=4, n_head=4, n_embd=64, block_size=64, batch_size=16, steps=1500, lr=2e-3, warmup=100
@@ -39,9 +39,9 @@ class TrainConfig:
     n_head: int = 2
     n_embd: int = 32
     block_size: int = 32
-    batch_size: int = 16
-    steps: int = 400
-    lr: float = 4e-3
+    batch_size: int = 32
+    steps: int = 500
+    lr: float = 1e-2
     warmup: int = 40
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.1

@@ -66,8 +66,14 @@ def true_domain_accumulator(name: str, shift: int) -> Any:
     from fp8ref.accum import Sequential
 
     base = TRUE_DOMAIN[name]
-    acc = exmy(base.ebits, base.mbits, bias=base.bias - shift, nan="ieee", has_inf=True,
-               name=f"{base.name}*2^{shift}")
+    acc = exmy(
+        base.ebits,
+        base.mbits,
+        bias=base.bias - shift,
+        nan="ieee",
+        has_inf=True,
+        name=f"{base.name}*2^{shift}",
+    )
     return Sequential(acc_format=acc, name=f"{name} (true magnitudes, operand biases {shift})")
 
 

@@ -450,6 +450,7 @@ def test_infer_window(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert res["amax"] <= res["fp32"] * 1.005
     loss = {int(k): v for k, v in res["cscale"].items()}
     assert 4 in res["window"] and -14 not in res["window"] and 24 not in res["window"]
+    assert 4 in res["plateau"] and -14 not in res["plateau"] and "CSCALE plateau" in text
     assert loss[-14] > res["fp32"] * 1.01 and loss[24] > res["fp32"] * 1.01  # underflow / overflow
     assert (out / "ptq_loss_vs_bias.png").exists()
     assert main(["infer", str(tmp_path / "missing")]) == 2

@@ -119,6 +119,27 @@ def expand_b(sb: inp.Scales, k: int, n: int) -> np.ndarray:
 _ROW_BYTES = 1 << 28  # memory bound of the term stack per row block
 
 
+def _log_spread(grid: np.ndarray) -> float | None:
+    """log2(max / min) of the finite nonzero magnitudes of a scale grid if all are powers of two, else
+    None."""
+    v = np.abs(grid[np.isfinite(grid) & (grid != 0)])
+    if v.size == 0:
+        return 0.0
+    mant, ex = np.frexp(v)
+    if not (mant == 0.5).all():
+        return None
+    return float(ex.max() - ex.min())
+
+
+def _foldable(sa: inp.Scales, sb: inp.Scales, pa: Any, pb: Any, k: int) -> bool:
+    """Whether ``(A * SA) @ (B * SB)`` in float64 is exact: power-of-two scales (the products with them are
+    exact) and the lemma of docs/matmul.md §2.1 with the ratios widened by the scales' spread."""
+    la, lb = _log_spread(sa.grid), _log_spread(sb.grid)
+    if la is None or lb is None:
+        return False
+    return pa.log_ratio + la + pb.log_ratio + lb + np.log2(max(k, 1)) <= 53
+
+
 def _exact(opa: inp.Operand, opb: inp.Operand, sa: inp.Scales, sb: inp.Scales, bias: np.ndarray | None,
            sr: float | None, out: inp.Output, m: int, k: int, n: int) -> np.ndarray:
     from fp8ref.matmul._kernels import exact_epilogue, exact_epilogue_serial
@@ -143,13 +164,22 @@ def _exact(opa: inp.Operand, opb: inp.Operand, sa: inp.Scales, sb: inp.Scales, b
     res_dtype = np.float32 if out.dtype == np.float32 and params is not _FP64_PARAMS else np.float64
     res = np.empty((m, n), dtype=res_dtype)
     nseg = len(bounds) - 1
-    rows = max(1, min(m, _ROW_BYTES // max(1, 8 * n * max(nseg, 1) * 4)))
-    for r0 in range(0, m, rows):
-        r1 = min(m, r0 + rows)
-        terms, seg = exact_terms(codes_a[r0:r1], opa.fmt, codes_b, opb.fmt, bounds, pa, pb,
-                                 dec_a[r0:r1], dec_b)
-        epilogue(terms, seg, ga[r0:r1], gb, bias_arr, bias is not None, sr if plain_sr else 1.0,
-                       plain_sr, *params, res_dtype == np.float32, res[r0:r1])
+    if nseg > 1 and _foldable(sa, sb, pa, pb, k):
+        # power-of-two block scales (MX, the paper's scaling biases) whose range still satisfies the
+        # float64 bound: fold them into the operands (exact) and do one product
+        dec_a = dec_a * np.where(np.isfinite(_grid_a := expand_a(sa, m, k)), _grid_a, 0.0)
+        dec_b = dec_b * np.where(np.isfinite(_grid_b := expand_b(sb, k, n)), _grid_b, 0.0)
+        terms = np.matmul(dec_a, dec_b)[None]
+        epilogue(terms, np.zeros(1, np.int64), np.ones((m, 1)), np.ones((1, n)), bias_arr, bias is not None,
+                 sr if plain_sr else 1.0, plain_sr, *params, res_dtype == np.float32, res)
+    else:
+        rows = max(1, min(m, _ROW_BYTES // max(1, 8 * n * max(nseg, 1) * 4)))
+        for r0 in range(0, m, rows):
+            r1 = min(m, r0 + rows)
+            terms, seg = exact_terms(codes_a[r0:r1], opa.fmt, codes_b, opb.fmt, bounds, pa, pb,
+                                     dec_a[r0:r1], dec_b)
+            epilogue(terms, seg, ga[r0:r1], gb, bias_arr, bias is not None, sr if plain_sr else 1.0,
+                     plain_sr, *params, res_dtype == np.float32, res[r0:r1])
     if sr is not None and not plain_sr:
         with np.errstate(invalid="ignore", divide="ignore"):
             res = round_values(res / sr, out.fmt)

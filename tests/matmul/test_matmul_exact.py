@@ -17,10 +17,11 @@ BIAS_DTYPES = (None, np.float32, np.float16, ml_dtypes.bfloat16)
 
 
 def _scale_values(draw, shape, special: bool) -> np.ndarray:
-    kind = draw(st.sampled_from(["pow2", "float32", "mixed"]))
+    kind = draw(st.sampled_from(["pow2", "pow2-narrow", "float32", "mixed"]))
     size = int(np.prod(shape))
-    if kind == "pow2":
-        vals = [2.0 ** draw(st.integers(-40, 40)) * draw(st.sampled_from([1, -1])) for _ in range(size)]
+    if kind.startswith("pow2"):
+        lim = 40 if kind == "pow2" else 3  # narrow: the block scales fold into the operands (one product)
+        vals = [2.0 ** draw(st.integers(-lim, lim)) * draw(st.sampled_from([1, -1])) for _ in range(size)]
     else:
         fl = st.floats(min_value=-1e6, max_value=1e6, width=32, allow_nan=False, allow_infinity=False)
         vals = [draw(fl) for _ in range(size)]
@@ -213,3 +214,30 @@ def test_parallel_kernels_equal_serial_and_oracle(monkeypatch) -> None:
                             fp8ref.E4M3)
     got = par[np.ix_(rows, cols)].view(ml_dtypes.float8_e4m3fn).astype(np.float64)
     assert ((got == want) | (np.isnan(got) & np.isnan(want))).all()
+
+
+def test_power_of_two_block_scales_fold_into_one_product(monkeypatch) -> None:
+    import fp8ref.matmul.api as api
+    import fp8ref.matmul.exact as ex
+
+    rng = np.random.default_rng(23)
+    m, k, n = 5, 96, 4
+    a = (rng.standard_normal((m, k)) * 4).astype(np.float32).astype(ml_dtypes.float8_e4m3fn).view(np.uint8)
+    b = (rng.standard_normal((k, n)) * 4).astype(np.float32).astype(ml_dtypes.float8_e4m3fn).view(np.uint8)
+    sa = rng.integers(120, 131, (m, 3)).astype(np.uint8).view(ml_dtypes.float8_e8m0fnu)  # MX: 2^-7 .. 2^3
+    sb = rng.integers(120, 131, (3, n)).astype(np.uint8).view(ml_dtypes.float8_e8m0fnu)
+    calls = []
+    monkeypatch.setattr(api, "exact_terms", lambda *x, **y: calls.append(1) or ex.exact_terms(*x, **y))
+    got = fp8ref.scaled_mm(a, b, sa, sb, out_dtype=ml_dtypes.bfloat16)
+    assert not calls  # folded: no per-segment terms
+    want = scaled_mm_oracle(a, fp8ref.E4M3, b, fp8ref.E4M3, expand(sa.astype(np.float64), (1, 32), (m, k)),
+                            expand(sb.astype(np.float64), (32, 1), (k, n)), None, None, fp8ref.BF16)
+    np.testing.assert_array_equal(got.astype(np.float64), want)
+    wide = sa.view(np.uint8).copy()
+    wide[0, 0] = 20  # 2^-107: the spread breaks the bound, per-segment terms instead
+    got2 = fp8ref.scaled_mm(a, b, wide.view(ml_dtypes.float8_e8m0fnu), sb, out_dtype=ml_dtypes.bfloat16)
+    assert calls
+    want2 = scaled_mm_oracle(a, fp8ref.E4M3, b, fp8ref.E4M3,
+                             expand(wide.view(ml_dtypes.float8_e8m0fnu).astype(np.float64), (1, 32), (m, k)),
+                             expand(sb.astype(np.float64), (32, 1), (k, n)), None, None, fp8ref.BF16)
+    np.testing.assert_array_equal(got2.astype(np.float64), want2)

@@ -266,6 +266,10 @@ def _prep(A: np.ndarray, B: np.ndarray, fa, fb):
 
 def bfma_gemm(A, B, C, params, fa, fb) -> np.ndarray:
     _check_bfma_params(params, A.shape[1])
+    from fp8ref.accum import tiled
+
+    if tiled.usable(params, 0):
+        return tiled.gemm(A, B, C, params, 0, (23, -126, 127), fa, fb)
     BT, EA, EBT, badA, badB = _prep(A, B, fa, fb)
     return _pick(_BFMA_GEMM, A.size * B.shape[1])(A, EA, BT, EBT, C, badA, badB, *params)
 
@@ -279,6 +283,10 @@ def bfma_dots(A, B, c, params, fa, fb) -> np.ndarray:
 
 def promoted_gemm(A, B, C, params, every, acc, fa, fb) -> np.ndarray:
     _check_bfma_params(params, A.shape[1])
+    from fp8ref.accum import tiled
+
+    if tiled.usable(params, int(every)):
+        return tiled.gemm(A, B, C, params, int(every), acc, fa, fb)
     BT, EA, EBT, badA, badB = _prep(A, B, fa, fb)
     return _pick(_PROMOTED_GEMM, A.size * B.shape[1])(A, EA, BT, EBT, C, badA, badB, *params, int(every),
                                                         *acc)

@@ -1,0 +1,225 @@
+"""Tiled block-FMA GEMM kernel (the fast path of ``BlockFMA.gemm`` / ``Promoted.gemm``).
+
+Same arithmetic as :mod:`fp8ref.accum.kernels` (docs/accumulation.md §6), reorganised for SIMD: for a tile
+of rows of A and a block of ``JB`` columns of B, each K-block of ``nfma`` products is processed with the
+column index innermost, so the exponent maximum (int32) and the ``trunc((a*b) * 2**(F-E))`` sums (float64,
+exact) run over contiguous rows of B. ``2**(F-E)`` is built from its IEEE bit pattern. Outputs whose
+inputs hold NaN/Inf, or whose chain meets a non-finite block result, are flagged and recomputed by the
+scalar kernel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from fp8ref.accum.kernels import NEG, NO_TERMS, _add_round, _bfma_chain, _round_int
+
+JB = 128  # columns per block
+TI = 4  # rows per tile
+
+
+@njit(cache=True, inline="always")
+def _vmax(E, eak, eb):
+    for jj in range(E.shape[0]):
+        v = eak + eb[jj]
+        E[jj] = v if v > E[jj] else E[jj]
+
+
+@njit(cache=True, inline="always")
+def _vacc(S, ak, b, sc):
+    for jj in range(S.shape[0]):
+        S[jj] += np.trunc((ak * b[jj]) * sc[jj])
+
+
+@njit(cache=True, inline="always")
+def _prologue(E, d, d_bits, scale_bits, scale, S, F, floor, emin_c, sep):
+    """Per column: fold the accumulator's exponent (aligned mode) and the floor into E, set the scale
+    2**(F-E) from its bit pattern and start S with the truncated accumulator (branch-free)."""
+    for jj in range(E.shape[0]):
+        e = np.int64(E[jj])
+        ed = ((d_bits[jj] >> 52) & 0x7FF) - 1023
+        ed = ed if ed > emin_c else np.int64(emin_c)
+        e = ed if ((d[jj] != 0.0) and (not sep) and ed > e) else e
+        has = e >= NO_TERMS
+        e = floor if (has and e < floor) else e
+        E[jj] = np.int32(e)
+        scale_bits[jj] = ((F - e + 1023) << 52) if has else np.int64(0)
+    for jj in range(E.shape[0]):
+        S[jj] = 0.0 if sep else np.trunc(d[jj] * scale[jj])
+
+
+@njit(cache=True, inline="always")
+def _epilogue(E, S_bits, out, ok, rb, rbf, sb, sbf, F, ofb, oemin, oemax, rz):
+    """Vectorised final rounding of S * 2**(E-F) to ofb fraction bits where the result is a normal value of
+    the output range (mantissa rounding on the IEEE bit pattern of the integer S < 2**53, then an exact
+    power-of-two scaling); ok[j] = 0 leaves zero, subnormal and overflowing lanes to the scalar rounding."""
+    shift = 52 - ofb
+    mask = (np.int64(1) << shift) - 1
+    half = (np.int64(1) << (shift - 1)) if shift > 0 else np.int64(0)
+    for jj in range(E.shape[0]):
+        bits = S_bits[jj]
+        sign = bits & np.int64(-0x8000000000000000)
+        mag = bits & np.int64(0x7FFFFFFFFFFFFFFF)
+        if rz or shift == 0:
+            magr = mag & ~mask
+        else:
+            magr = (mag + (half - 1) + ((mag >> shift) & 1)) & ~mask
+        q0 = np.int64(E[jj]) - F
+        es = (mag >> 52) - 1023
+        er = (magr >> 52) - 1023
+        good = (mag != 0) and (es + q0 >= oemin) and (er + q0 <= oemax) and (E[jj] >= NO_TERMS)
+        ok[jj] = 1 if good else 0
+        rb[jj] = (sign | magr) if good else np.int64(0)
+        sb[jj] = ((q0 + 1023) << 52) if good else np.int64(0)
+    for jj in range(E.shape[0]):
+        out[jj] = rbf[jj] * sbf[jj] if ok[jj] else out[jj]
+
+
+def _tiled_py(A, EA, B, EB, C, nfma, F, ofb, rz, floor, emin_c, oemin, oemax, sep, every, am, aemin, aemax):
+    """``every == 0``: fast accumulation (the accumulator starts at C and chains through every block);
+    ``every > 0``: each group of ``every`` K-elements starts from 0 and is added to a ``(am, aemin, aemax)``
+    accumulator (started at C) with one RNE addition."""
+    M, K = A.shape
+    N = B.shape[1]
+    out = np.empty((M, N), dtype=np.float64)
+    redo = np.zeros((M, N), dtype=np.bool_)
+    ntile = (M + TI - 1) // TI
+    nj = (N + JB - 1) // JB
+    for t in prange(ntile * nj):
+        it = t // nj
+        jt = t - it * nj
+        i0 = it * TI
+        i1 = min(i0 + TI, M)
+        j0 = jt * JB
+        j1 = min(j0 + JB, N)
+        w = j1 - j0
+        acc = np.zeros((TI, JB))
+        main = np.zeros((TI, JB))
+        E = np.empty(JB, dtype=np.int32)
+        S = np.empty(JB)
+        S_bits = S.view(np.int64)
+        acc_bits = acc.view(np.int64)
+        okv = np.empty(JB, dtype=np.int8)
+        rb = np.empty(JB, dtype=np.int64)
+        rbf = rb.view(np.float64)
+        sb = np.empty(JB, dtype=np.int64)
+        sbf = sb.view(np.float64)
+        scale_bits = np.empty(JB, dtype=np.int64)
+        scale = scale_bits.view(np.float64)
+        for ii in range(i1 - i0):
+            for jj in range(w):
+                c = C[i0 + ii, j0 + jj]
+                if every > 0:
+                    main[ii, jj] = c
+                else:
+                    acc[ii, jj] = c
+        g_end = every if every > 0 else K
+        for k0 in range(0, K, nfma):
+            k1 = min(k0 + nfma, K)
+            if every > 0 and k0 >= g_end:
+                g_end += every
+            kb_end = min(k1, g_end)  # every % nfma == 0: blocks never straddle a promotion boundary
+            for ii in range(i1 - i0):
+                i = i0 + ii
+                a = A[i]
+                ea = EA[i]
+                for jj in range(w):
+                    E[jj] = NEG
+                Ew = E[:w]
+                for k in range(k0, kb_end):
+                    if a[k] != 0.0:
+                        _vmax(Ew, ea[k], EB[k, j0:j1])
+                _prologue(Ew, acc[ii, :w], acc_bits[ii, :w], scale_bits[:w], scale[:w], S[:w], F, floor,
+                          emin_c, sep)
+                Sw = S[:w]
+                sw = scale[:w]
+                for k in range(k0, kb_end):
+                    if a[k] != 0.0:
+                        _vacc(Sw, a[k], B[k, j0:j1], sw)
+                if sep:
+                    for jj in range(w):
+                        d = acc[ii, jj]
+                        e = E[jj]
+                        if e < NO_TERMS:
+                            r = _add_round(d, 0.0, ofb, oemin, oemax)
+                        else:
+                            p = _round_int(S[jj], e - F, ofb, oemin, oemax, rz)
+                            r = _add_round(d, p, ofb, oemin, oemax)
+                        if not np.isfinite(r):
+                            redo[i, j0 + jj] = True
+                            r = 0.0
+                        acc[ii, jj] = r
+                else:
+                    _epilogue(Ew, S_bits[:w], acc[ii, :w], okv[:w], rb[:w], rbf[:w], sb[:w], sbf[:w], F, ofb,
+                              oemin, oemax, rz)
+                    for jj in range(w):
+                        if okv[jj] == 0:
+                            e = E[jj]
+                            r = _round_int(S[jj], e - F, ofb, oemin, oemax, rz) if e >= NO_TERMS else 0.0
+                            if not np.isfinite(r):
+                                redo[i, j0 + jj] = True
+                                r = 0.0
+                            acc[ii, jj] = r
+            if every > 0 and (kb_end == g_end or kb_end == K):
+                for ii in range(i1 - i0):
+                    for jj in range(w):
+                        m = _add_round(main[ii, jj], acc[ii, jj], am, aemin, aemax)
+                        if not np.isfinite(m):
+                            redo[i0 + ii, j0 + jj] = True
+                            m = 0.0
+                        main[ii, jj] = m
+                        acc[ii, jj] = 0.0
+        for ii in range(i1 - i0):
+            for jj in range(w):
+                out[i0 + ii, j0 + jj] = main[ii, jj] if every > 0 else acc[ii, jj]
+    return out, redo
+
+
+@njit(cache=True)
+def _fixup(out, redo, A, EA, BT, EBT, C, badA, badB, nfma, F, ofb, rz, floor, emin_c, oemin, oemax, sep,
+           every, am, aemin, aemax):
+    M, K = A.shape
+    N = BT.shape[0]
+    for i in range(M):
+        for j in range(N):
+            if not (redo[i, j] or badA[i] or badB[j] or not np.isfinite(C[i, j])):
+                continue
+            special = True
+            if every > 0:
+                main = C[i, j]
+                for g0 in range(0, K, every):
+                    g1 = min(g0 + every, K)
+                    part = _bfma_chain(A[i], EA[i], BT[j], EBT[j], g0, g1, 0.0, special, nfma, F, ofb, rz,
+                                       floor, emin_c, oemin, oemax, sep)
+                    main = _add_round(main, part, am, aemin, aemax)
+                out[i, j] = main
+            else:
+                out[i, j] = _bfma_chain(A[i], EA[i], BT[j], EBT[j], 0, K, C[i, j], special, nfma, F, ofb, rz,
+                                        floor, emin_c, oemin, oemax, sep)
+
+
+_TILED = (njit(cache=True)(_tiled_py), njit(cache=True, parallel=True)(_tiled_py))
+
+
+def usable(params: tuple, every: int) -> bool:
+    """Whether the tiled kernel covers these parameters (else the scalar kernel runs)."""
+    nfma, floor = params[0], params[4]
+    return (every == 0 or every % nfma == 0) and floor < 700
+
+
+def gemm(A, B, C, params, every, acc, fa, fb) -> np.ndarray:
+    from fp8ref.accum import kernels
+
+    EA = kernels.exponents(A, fa.emin)
+    Bc = np.ascontiguousarray(B)
+    EB = kernels.exponents(Bc, fb.emin)
+    work = A.size * B.shape[1]
+    fn = _TILED[1] if work >= kernels._SERIAL_WORK else _TILED[0]
+    out, redo = fn(A, EA, Bc, EB, C, *params, int(every), *acc)
+    badA = kernels._nonfinite_rows(A)
+    BT = np.ascontiguousarray(B.T)
+    badB = kernels._nonfinite_rows(BT)
+    if redo.any() or badA.any() or badB.any() or not np.isfinite(C).all():
+        _fixup(out, redo, A, EA, BT, kernels.exponents(BT, fb.emin), C, badA, badB, *params, int(every), *acc)
+    return out

@@ -47,6 +47,8 @@ _LAZY: dict[str, str] = {
     "Delayed": "fp8ref.scaling",
     "Current": "fp8ref.scaling",
     "MX": "fp8ref.scaling",
+    "MSAMP": "fp8ref.scaling",
+    "DelayedState": "fp8ref.scaling",
     "scaled_mm": "fp8ref.matmul",
 }
 _SUBMODULES = ("accum", "backends", "cast", "conform", "golden", "matmul", "nn", "scaling")
@@ -75,10 +77,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from fp8ref.cast import ROUNDING_MODES, as_ml_dtypes, dequantize, quantize  # noqa: F401
     from fp8ref.matmul import scaled_mm  # noqa: F401
     from fp8ref.scaling import (  # noqa: F401
+        MSAMP,
         MX,
         Constant,
         Current,
         Delayed,
+        DelayedState,
         JustInTime,
         ScaledTensor,
         amax,

@@ -76,19 +76,15 @@ def decode(codes: np.ndarray, fmt: Format, parallel: bool = True) -> tuple[np.nd
 
 def partition(p: Profile, budget: float) -> list[np.ndarray] | None:
     """Split the present codes (by increasing magnitude) into the fewest pieces whose log ratio is at most
-    ``budget``; ``None`` when a single value exceeds it."""
+    ``budget``; ``None`` when a single value exceeds it. Greedy from the smallest magnitude."""
     pieces: list[np.ndarray] = []
+    logmag = np.log2(p.mag)
     start = 0
     n = p.codes.size
     while start < n:
-        end = start
-        lo = math.inf
-        while end < n:
-            lo2 = min(lo, float(p.lsb[end]))
-            if math.log2(float(p.mag[end])) - lo2 > budget:
-                break
-            lo = lo2
-            end += 1
+        # a piece [start, end) fits while log2(mag[end-1]) - min(lsb[start:end]) <= budget
+        ok = logmag[start:] - np.minimum.accumulate(p.lsb[start:]) <= budget
+        end = start + (int(np.argmin(ok)) if not ok.all() else n - start)
         if end == start:
             return None
         pieces.append(p.codes[start:end])
@@ -109,7 +105,8 @@ class Plan:
 
 def plan(pa: Profile, pb: Profile, k: int) -> Plan:
     """The split with the fewest float64 terms per output element (piece products times K chunks), every
-    piece product exact in float64."""
+    piece product exact in float64. K is cut into chunks only when no split of the whole K range needs at
+    most 4 piece products."""
     best: Plan | None = None
     best_cost = math.inf
     ra, rb = pa.log_ratio, pb.log_ratio
@@ -129,11 +126,13 @@ def plan(pa: Profile, pb: Profile, k: int) -> Plan:
                 c = Plan(split_a, split_b, kc)
                 if cand is None or c.n_products < cand.n_products:
                     cand = c
+                if cand.n_products <= 2:
+                    break
         if cand is not None:
             cost = cand.n_products * -(-max(k, 1) // max(kc, 1))
             if cost < best_cost:
                 best, best_cost = cand, cost
-        if best_cost == 1:
+        if best_cost <= 4:
             break
     assert best is not None  # kc == 1 with one-value pieces always fits (<= 2 * 8 + 2 bits)
     return best

@@ -81,6 +81,17 @@ def _round_nearest(p: np.ndarray, n: int) -> float:
     return hi
 
 
+@njit(cache=True, inline="always")
+def _top_sign(p: np.ndarray, n: int) -> int:
+    """Sign of the sum of the nonoverlapping expansion ``p[:n]``: that of its largest nonzero component."""
+    for j in range(n - 1, -1, -1):
+        if p[j] > 0.0:
+            return 1
+        if p[j] < 0.0:
+            return -1
+    return 0
+
+
 @njit(cache=True)
 def _sign_minus(p: np.ndarray, n: int, work: np.ndarray, t1: float, t2: float) -> int:
     """Sign (-1, 0, 1) of ``sum(p[:n]) - t1 - t2``, exactly."""
@@ -89,12 +100,7 @@ def _sign_minus(p: np.ndarray, n: int, work: np.ndarray, t1: float, t2: float) -
     m = _grow(work, n, -t1)
     if t2 != 0.0:
         m = _grow(work, m, -t2)
-    for j in range(m - 1, -1, -1):  # the largest nonzero component of a nonoverlapping expansion
-        if work[j] > 0.0:
-            return 1
-        if work[j] < 0.0:
-            return -1
-    return 0
+    return _top_sign(work, m)
 
 
 @njit(cache=True, inline="always")
@@ -177,7 +183,7 @@ def _epilogue_row(i: int, terms: np.ndarray, seg: np.ndarray, sa: np.ndarray, sb
                 k = _grow(p, k, bias[j])
             hi = _round_nearest(p, k)
             if not has_sr:
-                v = _round_odd(hi, _sign_minus(p, k, work, hi, 0.0))
+                v = _round_odd(hi, _top_sign(p, _grow(p, k, -hi)))
             elif hi == 0.0:
                 v = 0.0
             else:

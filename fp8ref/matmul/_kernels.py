@@ -250,13 +250,13 @@ def _decode_rows(codes: np.ndarray, table: np.ndarray, out: np.ndarray, hist: np
     for i in range(r0, r1):
         for j in range(codes.shape[1]):
             code = codes[i, j]
-            hist[c, code] += 1
+            hist[c, code] = 1  # a store, no load: no dependency chain through repeated codes
             out[i, j] = table[code]
 
 
 @njit(cache=True, parallel=True)
 def decode_count(codes: np.ndarray, table: np.ndarray, out: np.ndarray, hist: np.ndarray) -> None:
-    """``out = table[codes]`` and ``hist[c, code]`` counts of each code over row chunk ``c`` (one pass)."""
+    """``out = table[codes]``; ``hist[c, code] = 1`` for each code present in row chunk ``c`` (one pass)."""
     m = codes.shape[0]
     nchunk = hist.shape[0]
     for c in prange(nchunk):

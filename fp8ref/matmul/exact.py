@@ -48,7 +48,7 @@ def log_ratio(mag: np.ndarray, lsb: np.ndarray) -> float:
 
 
 def profile(codes: np.ndarray, fmt: Format, counts: np.ndarray | None = None) -> Profile:
-    """The present codes of an operand (from ``counts``, a 256-entry histogram, when given)."""
+    """The present codes of an operand (from ``counts``, 256 entries, nonzero where a code occurs)."""
     _, mag, lsb, special = tables(fmt)
     if counts is None:
         counts = np.bincount(codes.ravel(), minlength=256)
@@ -61,17 +61,17 @@ def profile(codes: np.ndarray, fmt: Format, counts: np.ndarray | None = None) ->
 
 
 def decode(codes: np.ndarray, fmt: Format, parallel: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(values with NaN/Inf codes as 0, float64; histogram of the codes), in one pass."""
+    """(values with NaN/Inf codes as 0, float64; presence (0/1) of each of the 256 codes), in one pass."""
     from fp8ref.matmul._kernels import decode_count, decode_count_serial
 
     out = np.empty(codes.shape)
     if parallel:
-        hist = np.zeros((max(1, min(16, codes.shape[0])), 256), dtype=np.int64)
+        hist = np.zeros((max(1, min(16, codes.shape[0])), 256), dtype=np.uint8)
         decode_count(codes, finite_table(fmt), out, hist)
     else:
-        hist = np.zeros((1, 256), dtype=np.int64)
+        hist = np.zeros((1, 256), dtype=np.uint8)
         decode_count_serial(codes, finite_table(fmt), out, hist)
-    return out, hist.sum(axis=0)
+    return out, hist.max(axis=0)
 
 
 def partition(p: Profile, budget: float) -> list[np.ndarray] | None:

@@ -159,7 +159,8 @@ def quantize(x: Any, fmt: Any, *, rounding: str = "nearest_even", saturate: bool
     mode = ROUNDING_MODES.index(rounding)
     p = k.format_params(f)
     sat = bool(saturate)
-    res = np.empty(a.shape, dtype=_code_dtype(f))
+    direct = out is not None and out.flags.c_contiguous and f.nan_code is not None
+    res = out.view(_code_dtype(f)) if direct else np.empty(a.shape, dtype=_code_dtype(f))
     flat = res.reshape(-1)
     src = np.ascontiguousarray(a).reshape(-1)
     if flat.size:
@@ -186,7 +187,8 @@ def quantize(x: Any, fmt: Any, *, rounding: str = "nearest_even", saturate: bool
                              "NaN input, or overflow with saturate=False")
     if out is None:
         return res
-    out.view(res.dtype)[...] = res
+    if not direct:
+        out.view(res.dtype)[...] = res
     return out
 
 

@@ -16,6 +16,9 @@ from .helpers import all_models, random_vectors, same
 MODELS = all_models()
 EXTRA = [
     ("promoted-every-64-fp16out", accum.Promoted(accum.tensor_core("H100", "E4M3", "fp16"), every=64)),
+    ("promoted-every-48-bf16acc",
+     accum.Promoted(accum.tensor_core("Ada", "E5M2"), every=48, acc_format="bf16")),
+    ("promoted-b200-every-64", accum.Promoted(accum.tensor_core("B200", "E4M3"), every=64)),
     ("blockfma-rne-floor-none", accum.BlockFMA(8, 20, 18, "rne", None, in_format="E5M2")),
     ("blockfma-mixed", accum.BlockFMA(4, 16, 23, "rz", -126, in_format="E4M3", in_format_b="E5M2")),
     ("seq-fp32-e5m2", accum.Sequential("fp32", in_format="E5M2")),

@@ -52,3 +52,12 @@ def test_probe_cli_runs():
     r = subprocess.run([sys.executable, "-m", "fp8ref", "probe", "--model", "nope"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 2 and "valid:" in r.stderr
+
+
+def test_probe_cli_list(capsys):
+    assert main(["probe", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "P7" in out and "Fasi et al." in out
+    assert main(["probe", "--list", "--model", "H100:E4M3"]) == 0
+    out = capsys.readouterr().out
+    assert "expected: 1.0" in out and "A1 " not in out  # only the model's formats

@@ -150,27 +150,32 @@ def _fresh_folder(base: str | None, label: str) -> Path:
     return out
 
 
+# argparse destinations that are TrainConfig fields of the same name
+_CONFIG_ARGS = (
+    "steps",
+    "seed",
+    "bias",
+    "formats",
+    "data",
+    "lr",
+    "batch_size",
+    "block_size",
+    "n_layer",
+    "n_embd",
+    "n_head",
+    "eval_every",
+    "checkpoint_every",
+    "loss_scale",
+    "backend",
+)
+
+
 def _config(args: argparse.Namespace) -> Any:
     from fp8ref.nn.config import TrainConfig
 
     over: dict[str, Any] = {}
-    for arg, field in (
-        ("steps", "steps"),
-        ("seed", "seed"),
-        ("bias", "bias"),
-        ("formats", "formats"),
-        ("data", "data"),
-        ("lr", "lr"),
-        ("batch_size", "batch_size"),
-        ("block_size", "block_size"),
-        ("n_layer", "n_layer"),
-        ("n_embd", "n_embd"),
-        ("n_head", "n_head"),
-        ("eval_every", "eval_every"),
-        ("checkpoint_every", "checkpoint_every"),
-        ("loss_scale", "loss_scale"),
-        ("backend", "backend"),
-    ):
+    for arg in _CONFIG_ARGS:
+        field = arg
         v = getattr(args, arg)
         if v is not None:
             over[field] = str(Path(v).resolve()) if field == "data" else v
@@ -189,6 +194,17 @@ def train_main(args: argparse.Namespace) -> int:
     try:
         if args.resume is not None:
             folder = Path(args.resume)
+            given = [f"--{a.replace('_', '-')}" for a in _CONFIG_ARGS if getattr(args, a) is not None]
+            given += [
+                f"--{a.replace('_', '-')}"
+                for a in ("accumulate", "fp8_layers", "out")
+                if getattr(args, a) is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"--resume continues the run as its config.json says; {', '.join(given)} "
+                    "cannot change it (start a new run instead)"
+                )
             if (folder / "config.json").is_file():
                 return _single(folder, read_config(folder), args, resume=True)
             if not folder.is_dir() or not cmp.find_runs(folder):

@@ -122,10 +122,12 @@ def evaluate_ptq(
     }
 
 
-def _describe(biases: list[int]) -> str:
+def _describe(biases: list[int], swept: list[int]) -> str:
+    """``biases LO .. HI``, with the full list when the biases are not one run of the swept ones."""
     if not biases:
         return "empty"
-    contiguous = biases == list(range(biases[0], biases[-1] + 1))
+    i = swept.index(biases[0])
+    contiguous = swept[i : i + len(biases)] == biases
     return f"biases {biases[0]} .. {biases[-1]}" + ("" if contiguous else f" (not contiguous: {biases})")
 
 
@@ -144,9 +146,10 @@ def format_report(res: dict[str, Any]) -> str:
     for b, v in res["cscale"].items():
         ok = "yes" if v <= ref * (1 + tol) else "no"
         lines.append(f"{'fp8-cscale:' + b:<16}{v:>10.4f}{v / ref:>9.4f}  {ok}")
-    win = _describe(res["window"])
+    swept = [int(b) for b in res["cscale"]]
+    win = _describe(res["window"], swept)
     if not res["window"]:
         win += " -- no constant bias keeps the loss that close to fp32"
     lines.append(f"CSCALE window (loss within {pct} of fp32): {win}")
-    lines.append(f"CSCALE plateau (loss within {pct} of FP8-AMAX): {_describe(res['plateau'])}")
+    lines.append(f"CSCALE plateau (loss within {pct} of FP8-AMAX): {_describe(res['plateau'], swept)}")
     return "\n".join(lines)

@@ -301,6 +301,8 @@ def test_default_out_folder_and_bad_arguments(
     assert main(["train", "--recipe", "fp32", "--steps", "2", *MICRO_ARGS]) == 0
     (run,) = (tmp_path / "runs").iterdir()
     assert run.name.endswith("-fp32") and (run / "metrics.jsonl").exists()
+    assert main(["train", "--resume", str(run), "--steps", "5"]) == 2
+    assert "--steps cannot change it" in capsys.readouterr().err
     assert main(["train", "--recipe", "fp9"]) == 2
     assert "fp9" in capsys.readouterr().err
     assert main(["train", "--recipe", "fp32", "--fp8-layers", "qkv,conv"]) == 2

@@ -158,10 +158,11 @@ def round_to_format(v: float, mbits: int, emin: int, maxval: float, has_inf: boo
 def _epilogue_row(i: int, terms: np.ndarray, seg: np.ndarray, sa: np.ndarray, sb: np.ndarray,
                   bias: np.ndarray, has_bias: bool, sr: float, has_sr: bool,
                   mbits: int, emin: int, maxval: float, has_inf: bool, neg_zero: bool,
-                  native: bool, out: np.ndarray) -> None:
+                  native: bool, dd: bool, out: np.ndarray) -> None:
     nterm, _, n = terms.shape
     length = 2 * nterm + 4
     fast = nterm == 1 and not has_bias and not has_sr
+    pair = dd and nterm > 1 and not has_bias and not has_sr
     p = np.empty(length)
     work = np.empty(length + 2)
     for j in range(n):
@@ -169,6 +170,29 @@ def _epilogue_row(i: int, terms: np.ndarray, seg: np.ndarray, sa: np.ndarray, sb
             c = sa[i, seg[0]] * sb[seg[0], j]
             h, e = _two_prod(c, terms[0, i, j])
             v = _round_odd(h, 0 if e == 0.0 else (1 if e > 0.0 else -1))
+        elif pair:
+            # one segment: the terms' exact sum as a double-double (exact where the caller proved it, see
+            # docs/matmul.md), then c * (hi + lo) as four exact parts
+            s = terms[0, i, j]
+            err = 0.0
+            for t in range(1, nterm):
+                s, e = _two_sum(s, terms[t, i, j])
+                err += e
+            hi, lo = _two_sum(s, err)
+            c = sa[i, seg[0]] * sb[seg[0], j]
+            h, e = _two_prod(c, hi)
+            if lo == 0.0:
+                v = _round_odd(h, 0 if e == 0.0 else (1 if e > 0.0 else -1))
+            else:
+                h2, e2 = _two_prod(c, lo)
+                k = _grow(p, 0, h)
+                if e != 0.0:
+                    k = _grow(p, k, e)
+                k = _grow(p, k, h2)
+                if e2 != 0.0:
+                    k = _grow(p, k, e2)
+                r = _round_nearest(p, k)
+                v = _round_odd(r, _top_sign(p, _grow(p, k, -r)))
         else:
             k = 0
             for t in range(nterm):
@@ -200,26 +224,27 @@ def _epilogue_row(i: int, terms: np.ndarray, seg: np.ndarray, sa: np.ndarray, sb
 def exact_epilogue(terms: np.ndarray, seg: np.ndarray, sa: np.ndarray, sb: np.ndarray,
                    bias: np.ndarray, has_bias: bool, sr: float, has_sr: bool,
                    mbits: int, emin: int, maxval: float, has_inf: bool, neg_zero: bool,
-                   native: bool, out: np.ndarray) -> None:
+                   native: bool, dd: bool, out: np.ndarray) -> None:
     """``out[i, j] = round(( sum_t sa[i, seg[t]] * sb[seg[t], j] * terms[t, i, j] + bias[j] ) / sr)`` with
     the products, the sum and the quotient exact and one rounding: round to odd into float64, then round to
     nearest even into the target format (Boldo & Melquiond 2008). Finite inputs; an exact zero gives +0.
     ``native``: ``out`` has the target's dtype (float32) and the assignment itself rounds (IEEE RNE).
-    Rows run in parallel."""
+    ``dd``: all terms are in one segment and their sum is exactly a double-double accumulated with TwoSum
+    (the caller's proof). Rows run in parallel."""
     for i in prange(terms.shape[1]):
         _epilogue_row(i, terms, seg, sa, sb, bias, has_bias, sr, has_sr, mbits, emin, maxval, has_inf,
-                      neg_zero, native, out)
+                      neg_zero, native, dd, out)
 
 
 @njit(cache=True)
 def exact_epilogue_serial(terms: np.ndarray, seg: np.ndarray, sa: np.ndarray, sb: np.ndarray,
                           bias: np.ndarray, has_bias: bool, sr: float, has_sr: bool,
                           mbits: int, emin: int, maxval: float, has_inf: bool, neg_zero: bool,
-                          native: bool, out: np.ndarray) -> None:
+                          native: bool, dd: bool, out: np.ndarray) -> None:
     """:func:`exact_epilogue` on the calling thread (small products: no parallel region to wait for)."""
     for i in range(terms.shape[1]):
         _epilogue_row(i, terms, seg, sa, sb, bias, has_bias, sr, has_sr, mbits, emin, maxval, has_inf,
-                      neg_zero, native, out)
+                      neg_zero, native, dd, out)
 
 
 @njit(cache=True)

@@ -171,15 +171,19 @@ def _exact(opa: inp.Operand, opb: inp.Operand, sa: inp.Scales, sb: inp.Scales, b
         dec_b = dec_b * np.where(np.isfinite(_grid_b := expand_b(sb, k, n)), _grid_b, 0.0)
         terms = np.matmul(dec_a, dec_b)[None]
         epilogue(terms, np.zeros(1, np.int64), np.ones((m, 1)), np.ones((1, n)), bias_arr, bias is not None,
-                 sr if plain_sr else 1.0, plain_sr, *params, res_dtype == np.float32, res)
+                 sr if plain_sr else 1.0, plain_sr, *params, res_dtype == np.float32, False, res)
     else:
         rows = max(1, min(m, _ROW_BYTES // max(1, 8 * n * max(nseg, 1) * 4)))
         for r0 in range(0, m, rows):
             r1 = min(m, r0 + rows)
             terms, seg = exact_terms(codes_a[r0:r1], opa.fmt, codes_b, opb.fmt, bounds, pa, pb,
                                      dec_a[r0:r1], dec_b)
+            # one segment: the sum of its terms is a double-double, exactly, when every partial sum and the
+            # accumulated TwoSum errors are multiples of the quantum below 2^106 of it (docs/matmul.md §2.2)
+            dd = nseg == 1 and np.log2(max(terms.shape[0], 1)) + np.log2(max(k, 1)) + pa.log_ratio \
+                + pb.log_ratio <= 2 * 53
             epilogue(terms, seg, ga[r0:r1], gb, bias_arr, bias is not None, sr if plain_sr else 1.0,
-                     plain_sr, *params, res_dtype == np.float32, res[r0:r1])
+                     plain_sr, *params, res_dtype == np.float32, bool(dd), res[r0:r1])
     if sr is not None and not plain_sr:
         with np.errstate(invalid="ignore", divide="ignore"):
             res = round_values(res / sr, out.fmt)

@@ -241,3 +241,17 @@ def test_power_of_two_block_scales_fold_into_one_product(monkeypatch) -> None:
                              expand(wide.view(ml_dtypes.float8_e8m0fnu).astype(np.float64), (1, 32), (m, k)),
                              expand(sb.astype(np.float64), (32, 1), (k, n)), None, None, fp8ref.BF16)
     np.testing.assert_array_equal(got2.astype(np.float64), want2)
+
+
+@pytest.mark.parametrize("fa", [fp8ref.E2M1, fp8ref.E3M2, fp8ref.E8M0])
+def test_other_operand_formats(fa) -> None:
+    """Any format of at most 8 bits: MX elements, and E8M0 (254 binades: the general term-by-term path)."""
+    rng = np.random.default_rng(29)
+    a = rng.integers(0, fa.n_codes, (3, 40)).astype(np.uint8)
+    b = rng.integers(0, 256, (40, 2)).astype(np.uint8)
+    for out in (fp8ref.FP32, fp8ref.E5M2):
+        got = fp8ref.scaled_mm(a, b, 0.75, 1.0, a_format=fa, b_format=fp8ref.E5M2, out_dtype=out)
+        want = scaled_mm_oracle(a, fa, b, fp8ref.E5M2, np.full((3, 40), 0.75), np.ones((40, 2)), None, None,
+                                out)
+        g = got.astype(np.float64)
+        assert ((g == want) | (np.isnan(g) & np.isnan(want))).all()

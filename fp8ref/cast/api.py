@@ -174,6 +174,9 @@ def quantize(x: Any, fmt: Any, *, rounding: str = "nearest_even", saturate: bool
                 nerr = k.quantize_f32_rne(src, b32, p, sat, flat)
             else:
                 nerr = k.quantize_f32(b32, p, mode, sat, flat)
+        elif rbits is None and s is None and mode == 0 and k.f64_fast_ok(f):
+            src64 = src.astype(np.float64, copy=False)
+            nerr = k.quantize_f64_rne(src64, src64.view(np.int64), p, sat, flat)
         else:
             b64 = src.astype(np.float64, copy=False).view(np.int64)
             if s is not None:

@@ -437,6 +437,54 @@ def quantize_f32_rne(x, bits, p, saturate, out):
     return 0
 
 
+@intrinsic
+def bits_to_f64(typingctx, x):  # noqa: ARG001 - numba intrinsic signature
+    """The float64 with IEEE bit pattern ``x`` (int64 or uint64)."""
+    if not (isinstance(x, types.Integer) and x.bitwidth == 64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(x), codegen
+
+
+@njit(parallel=True, cache=True)
+def quantize_f64_rne(x, bits, p, saturate, out):
+    """:func:`quantize_f32_rne` for float64 input, with 64-bit bits (see :func:`f64_fast_ok`): exact, the
+    float64 value is rounded once."""
+    mbits = p[P_MBITS]
+    emin = p[P_EMIN]
+    sh = 52 - mbits
+    add = ((-emin - 1022) << 52) + (1 << (sh - 1)) - 1
+    minnorm = (emin + 1023) << 52
+    magic_bits = (emin - mbits + 52 + 1023) << 52
+    magic = bits_to_f64(np.int64(magic_bits))
+    maxcode = p[P_MAXCODE]
+    signmask = p[P_SIGNMASK]
+    nz = p[P_SIGNMASK] if p[P_HASNZ] != 0 else 0
+    nanc = p[P_NANCODE]
+    ovf = maxcode if saturate else (p[P_INFCODE] if p[P_INFCODE] >= 0 else p[P_NANCODE])
+    for i in prange(bits.size):
+        u = bits[i]
+        a = u & 0x7FFFFFFFFFFFFFFF
+        neg = u < 0
+        nrm = (a + add + ((a >> sh) & 1)) >> sh
+        sub = f64_to_bits(abs(x[i]) + magic) - magic_bits
+        mag = sub if a < minnorm else nrm
+        mag = ovf if mag > maxcode else mag
+        mag = nanc if a > 0x7FF0000000000000 else mag
+        sb = signmask if mag != 0 else nz
+        out[i] = (mag | sb) if neg else mag
+    return 0
+
+
+def f64_fast_ok(fmt: Format) -> bool:
+    """Whether :func:`quantize_f64_rne` applies to ``fmt``."""
+    return (fmt.has_zero and fmt.has_subnormals and fmt.signed and fmt.emin >= -1022
+            and fmt.emin - fmt.mbits >= -1074 and fmt.nan != "none" and fmt.bits <= 16)
+
+
 @njit(cache=True, inline="always")
 def _f32_split(a, nbits, mbits, emin):
     """For float32 magnitude bits ``a`` (finite): the exponent part of the code, ``(ex - emin) << mbits``,

@@ -390,8 +390,10 @@ class Sequential:
         return self._gemm_checked(A, B, C)
 
     def _gemm_checked(self, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:
-        from fp8ref.accum import kernels
+        from fp8ref.accum import kernels, tiled
 
+        if tiled.sequential_usable(self.in_format, self.format_b, self.acc_format):
+            return tiled.sequential_gemm(A, B, C, self.acc_format, self.in_format, self.format_b)
         return kernels.sequential_gemm(A, B, C, _acc_params(self.acc_format))
 
 

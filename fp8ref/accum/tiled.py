@@ -10,6 +10,8 @@ scalar kernel.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -223,3 +225,99 @@ def gemm(A, B, C, params, every, acc, fa, fb) -> np.ndarray:
     if redo.any() or badA.any() or badB.any() or not np.isfinite(C).all():
         _fixup(out, redo, A, EA, BT, kernels.exponents(BT, fb.emin), C, badA, badB, *params, int(every), *acc)
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# sequential accumulation, vectorised over columns, for input/accumulator formats where the float64 sum
+# of the accumulator and an exact product, rounded once to the accumulator format, is correct (§6)
+@njit(cache=True, inline="always")
+def _seq_round(s, mbits, emin, emax, fp32):
+    """RNE of the float64 ``s`` to (mbits, emin, emax): float32 conversion for fp32, else the magic-constant
+    addition ``(s + C) - C`` with ``C = 1.5 * 2**(q+52)`` (q the weight of the last kept bit); specials pass,
+    zeros keep the sign of ``s``, overflow gives Inf."""
+    if fp32:
+        return np.float64(np.float32(s))
+    _, e = math.frexp(s)
+    ex = e - 1
+    q = (ex if ex > emin else emin) - mbits
+    C = 1.5 * math.ldexp(1.0, q + 52)
+    r = (s + C) - C
+    r = math.copysign(0.0, s) if r == 0.0 else r
+    r = math.copysign(np.inf, s) if abs(r) >= math.ldexp(1.0, emax + 1) else r
+    return r if np.isfinite(s) else s
+
+
+def _seq_py(A, B, C, mbits, emin, emax, fp32):
+    M, K = A.shape
+    N = B.shape[1]
+    out = np.empty((M, N), dtype=np.float64)
+    ntile = (M + TI - 1) // TI
+    nj = (N + JB - 1) // JB
+    for t in prange(ntile * nj):
+        it = t // nj
+        jt = t - it * nj
+        i0 = it * TI
+        i1 = min(i0 + TI, M)
+        j0 = jt * JB
+        j1 = min(j0 + JB, N)
+        w = j1 - j0
+        tmp = np.empty(JB)
+        tb = tmp.view(np.int64)
+        cb = np.empty(JB, dtype=np.int64)
+        cf = cb.view(np.float64)
+        big = math.ldexp(1.0, emax + 1)
+        for i in range(i0, i1):
+            acc = np.empty(w)
+            for jj in range(w):
+                acc[jj] = _seq_round(C[i, j0 + jj], mbits, emin, emax, fp32)
+            a = A[i]
+            for k in range(K):
+                ak = a[k]
+                bk = B[k, j0:j1]
+                if fp32:
+                    for jj in range(w):
+                        acc[jj] = np.float64(np.float32(acc[jj] + ak * bk[jj]))
+                    continue
+                for jj in range(w):
+                    tmp[jj] = acc[jj] + ak * bk[jj]
+                for jj in range(w):
+                    ex = ((tb[jj] >> 52) & 0x7FF) - 1023
+                    q = (ex if ex > emin else np.int64(emin)) - mbits
+                    cb[jj] = ((q + 52 + 1023) << 52) | (np.int64(1) << 51)  # 1.5 * 2**(q+52)
+                for jj in range(w):
+                    sv = tmp[jj]
+                    r = (sv + cf[jj]) - cf[jj]
+                    r = math.copysign(0.0, sv) if r == 0.0 else r
+                    r = math.copysign(np.inf, sv) if abs(r) >= big else r
+                    acc[jj] = r if np.isfinite(sv) else sv
+            for jj in range(w):
+                out[i, j0 + jj] = acc[jj]
+    return out
+
+
+_SEQ = (njit(cache=True)(_seq_py), njit(cache=True, parallel=True)(_seq_py))
+
+
+def sequential_usable(fa, fb, acc) -> bool:
+    """True when one rounding of the float64 sum ``acc + a*b`` equals the rounding of the exact sum for
+    every accumulator value and product: either every product is a value of the accumulator format (then
+    ``53 >= 2*p_acc + 2`` makes the double rounding innocuous, Figueroa 1995), or the float64 sum is exact
+    (its bit span, from the lowest possible bit to the highest, is at most 53)."""
+    p_acc = acc.mbits + 1
+    if 53 < 2 * p_acc + 2:
+        return False
+    prod_bits = fa.precision + fb.precision
+    lo = (fa.emin - fa.mbits) + (fb.emin - fb.mbits)  # lowest product bit
+    hi = fa.emax + fb.emax + 2  # above the highest product bit
+    in_acc = prod_bits <= p_acc and lo >= acc.emin - acc.mbits and hi <= acc.emax + 1
+    span = max(hi, acc.emax + 2) - min(lo, acc.emin - acc.mbits)
+    return in_acc or span <= 53
+
+
+def sequential_gemm(A, B, C, acc_fmt, fa, fb) -> np.ndarray:
+    from fp8ref.accum import kernels
+
+    work = A.size * B.shape[1]
+    fn = _SEQ[1] if work >= kernels._SERIAL_WORK else _SEQ[0]
+    fp32 = acc_fmt.mbits == 23 and acc_fmt.emin == -126 and acc_fmt.emax == 127
+    return fn(A, np.ascontiguousarray(B), C, acc_fmt.mbits, acc_fmt.emin, acc_fmt.emax, fp32)

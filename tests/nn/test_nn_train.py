@@ -456,3 +456,12 @@ def test_infer_window(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert loss[-14] > res["fp32"] * 1.01 and loss[24] > res["fp32"] * 1.01  # underflow / overflow
     assert (out / "ptq_loss_vs_bias.png").exists()
     assert main(["infer", str(tmp_path / "missing")]) == 2
+
+
+def test_progress_bar_without_tqdm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # "import tqdm.auto" now raises ImportError
+    train(micro("fp32", steps=5), tmp_path / "r", progress=True, desc="fp32")
+    err = capsys.readouterr().err
+    assert "fp32 [" in err and "5/5 loss" in err and err.endswith("\n")

@@ -163,14 +163,24 @@ def _epilogue_row(i: int, terms: np.ndarray, seg: np.ndarray, sa: np.ndarray, sb
     length = 2 * nterm + 4
     fast = nterm == 1 and not has_bias and not has_sr
     pair = dd and nterm > 1 and not has_bias and not has_sr
+    if fast:  # one term: TwoProduct and round to odd; a loop LLVM can vectorise (no aliasing, no branches)
+        s0 = seg[0]
+        ca = sa[i, s0]
+        sbr = sb[s0]
+        trow = terms[0, i]
+        orow = out[i]
+        for j in range(n):
+            h, e = _two_prod(ca * sbr[j], trow[j])
+            v = _round_odd(h, 0 if e == 0.0 else (1 if e > 0.0 else -1)) + 0.0  # + 0.0: an exact zero is +0
+            if native:
+                orow[j] = v
+            else:
+                orow[j] = round_to_format(v, mbits, emin, maxval, has_inf, neg_zero)
+        return
     p = np.empty(length)
     work = np.empty(length + 2)
     for j in range(n):
-        if fast:
-            c = sa[i, seg[0]] * sb[seg[0], j]
-            h, e = _two_prod(c, terms[0, i, j])
-            v = _round_odd(h, 0 if e == 0.0 else (1 if e > 0.0 else -1))
-        elif pair:
+        if pair:
             # one segment: the terms' exact sum as a double-double (exact where the caller proved it, see
             # docs/matmul.md), then c * (hi + lo) as four exact parts
             s = terms[0, i, j]

@@ -123,11 +123,27 @@ def register(subparsers: Any) -> None:
 
 
 def _ops(backend: str | None) -> Any:
+    """The ops object of ``--backend`` (``fp8ref.backends.get``), or ``None`` for fp8ref's own functions."""
     if backend is None:
         return None
     from fp8ref.backends import get
 
-    return get(backend)
+    be = get(backend)
+    caps = getattr(be, "capabilities", None)
+    missing = [op for op in ("amax", "quantize", "scaled_mm") if caps is not None and op not in caps.ops]
+    if missing:
+        raise ValueError(
+            f"--backend {backend} does not implement {', '.join(missing)}, which the FP8 linear layers need"
+        )
+    return be
+
+
+def _config_ops(cfg: Any) -> Any:
+    return _ops(None if cfg.backend == "reference" else cfg.backend)
+
+
+def _backend_error(exc: Exception) -> bool:
+    return type(exc).__name__ in ("Unsupported", "BackendUnavailable")
 
 
 def _accumulate(args: argparse.Namespace) -> str | None:
@@ -206,18 +222,21 @@ def train_main(args: argparse.Namespace) -> int:
                     "cannot change it (start a new run instead)"
                 )
             if (folder / "config.json").is_file():
-                return _single(folder, read_config(folder), args, resume=True)
+                cfg = read_config(folder)
+                return _single(folder, cfg, args, resume=True, ops=_config_ops(cfg))
             if not folder.is_dir() or not cmp.find_runs(folder):
                 print(
                     f"fp8ref train: --resume {folder}: not a run folder or comparison folder", file=sys.stderr
                 )
                 return 2
             runs = [(p, read_config(p)) for p in cmp.find_runs(folder)]
-            return _compare(folder, runs, args)
+            return _compare(folder, runs, args, ops=_config_ops(runs[0][1]))
         base = _config(args)
+        ops = _ops(args.backend)
         if args.recipe is not None:
             cfg = base.with_recipe(args.recipe)
-            return _single(_fresh_folder(args.out, cmp.folder_name(cfg.label)), cfg, args, resume=False)
+            folder = _fresh_folder(args.out, cmp.folder_name(cfg.label))
+            return _single(folder, cfg, args, resume=False, ops=ops)
         specs = [
             s.strip() for s in (args.compare.split(",") if args.compare else DEFAULT_COMPARE) if s.strip()
         ]
@@ -238,10 +257,15 @@ def train_main(args: argparse.Namespace) -> int:
             (sub / "config.json").write_text(c.to_json())
             runs.append((sub, c))
         (folder / "runs.json").write_text(json.dumps({"runs": [p.name for p, _ in runs]}, indent=2) + "\n")
-        return _compare(folder, runs, args)
+        return _compare(folder, runs, args, ops=ops)
     except (ValueError, CheckpointError, RunExists) as exc:
         print(f"fp8ref train: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if _backend_error(exc):
+            print(f"fp8ref train: {exc}", file=sys.stderr)
+            return 2
+        raise
 
 
 def _header(cfg: Any, folder: Path) -> None:
@@ -267,7 +291,7 @@ def _header(cfg: Any, folder: Path) -> None:
     print(f"run folder: {folder}")
 
 
-def _single(folder: Path, cfg: Any, args: argparse.Namespace, resume: bool) -> int:
+def _single(folder: Path, cfg: Any, args: argparse.Namespace, resume: bool, ops: Any) -> int:
     from fp8ref.nn import compare as cmp
 
     _header(cfg, folder)
@@ -281,7 +305,7 @@ def _single(folder: Path, cfg: Any, args: argparse.Namespace, resume: bool) -> i
     o = cmp.run_one(
         cfg,
         folder,
-        ops=_ops(cfg.backend if cfg.backend != "reference" else None),
+        ops=ops,
         resume=True,
         progress=not args.quiet,
         threads=args.threads,
@@ -294,13 +318,12 @@ def _single(folder: Path, cfg: Any, args: argparse.Namespace, resume: bool) -> i
     return 0
 
 
-def _compare(folder: Path, runs: list[tuple[Path, Any]], args: argparse.Namespace) -> int:
+def _compare(folder: Path, runs: list[tuple[Path, Any]], args: argparse.Namespace, ops: Any) -> int:
     from fp8ref.nn import compare as cmp
 
     _header(runs[0][1], folder)
     outcomes = []
     for sub, cfg in runs:
-        ops = _ops(cfg.backend if cfg.backend != "reference" else None)
         o = cmp.run_one(
             cfg,
             sub,
@@ -341,6 +364,11 @@ def infer_main(args: argparse.Namespace) -> int:
     except (ValueError, CheckpointError) as exc:
         print(f"fp8ref infer: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if _backend_error(exc):
+            print(f"fp8ref infer: {exc}", file=sys.stderr)
+            return 2
+        raise
     print(format_report(res))
     out = Path(args.out) if args.out else run
     out.mkdir(parents=True, exist_ok=True)

@@ -409,7 +409,7 @@ def test_backend_object_runs_the_fp8_layers(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "metrics.jsonl").read_bytes() == (tmp_path / "b" / "metrics.jsonl").read_bytes()
 
 
-def test_cli_backend_reference_matches_default(tmp_path: Path) -> None:
+def test_cli_backend_reference_matches_default(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     pytest.importorskip("fp8ref.backends")
     for name, extra in (("a", []), ("b", ["--backend", "reference"])):
         assert (
@@ -430,6 +430,22 @@ def test_cli_backend_reference_matches_default(tmp_path: Path) -> None:
         )
     assert (tmp_path / "a" / "metrics.jsonl").read_bytes() == (tmp_path / "b" / "metrics.jsonl").read_bytes()
     assert json.loads((tmp_path / "b" / "config.json").read_text())["backend"] == "reference"
+    rc = main(
+        [
+            "train",
+            "--recipe",
+            "fp8-amax",
+            "--steps",
+            "3",
+            *MICRO_ARGS,
+            "--backend",
+            "ml_dtypes",
+            "--out",
+            str(tmp_path / "c"),
+        ]
+    )
+    assert rc == 2 and not (tmp_path / "c").exists()  # refused before anything is written
+    assert "does not implement amax, scaled_mm" in capsys.readouterr().err
 
 
 def test_import_is_light() -> None:

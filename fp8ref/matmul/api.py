@@ -167,8 +167,9 @@ def _exact(opa: inp.Operand, opb: inp.Operand, sa: inp.Scales, sb: inp.Scales, b
     if nseg > 1 and _foldable(sa, sb, pa, pb, k):
         # power-of-two block scales (MX, the paper's scaling biases) whose range still satisfies the
         # float64 bound: fold them into the operands (exact) and do one product
-        dec_a = dec_a * np.where(np.isfinite(_grid_a := expand_a(sa, m, k)), _grid_a, 0.0)
-        dec_b = dec_b * np.where(np.isfinite(_grid_b := expand_b(sb, k, n)), _grid_b, 0.0)
+        scale_a, scale_b = expand_a(sa, m, k), expand_b(sb, k, n)
+        dec_a = dec_a * np.where(np.isfinite(scale_a), scale_a, 0.0)
+        dec_b = dec_b * np.where(np.isfinite(scale_b), scale_b, 0.0)
         terms = np.matmul(dec_a, dec_b)[None]
         epilogue(terms, np.zeros(1, np.int64), np.ones((m, 1)), np.ones((1, n)), bias_arr, bias is not None,
                  sr if plain_sr else 1.0, plain_sr, *params, res_dtype == np.float32, False, res)

@@ -163,12 +163,14 @@ def exact_terms(codes_a: np.ndarray, fmt_a: Format, codes_b: np.ndarray, fmt_b: 
     nseg = len(bounds) - 1
     seglen = max((bounds[s + 1] - bounds[s] for s in range(nseg)), default=0)
     pl = plan(pa, pb, seglen)
-    if pl.n_products == 1:
-        xs = [np.take(finite_table(fmt_a), codes_a) if dec_a is None else dec_a]
-        ys = [np.take(finite_table(fmt_b), codes_b) if dec_b is None else dec_b]
-    else:
-        xs = [np.take(piece_table(fmt_a, c), codes_a) for c in pl.pieces_a]
-        ys = [np.take(piece_table(fmt_b, c), codes_b) for c in pl.pieces_b]
+    def pieces(codes: np.ndarray, fmt: Format, split: list[np.ndarray], dec: np.ndarray | None
+               ) -> list[np.ndarray]:
+        if len(split) == 1:  # the whole operand
+            return [np.take(finite_table(fmt), codes) if dec is None else dec]
+        return [np.take(piece_table(fmt, c), codes) for c in split]
+
+    xs = pieces(codes_a, fmt_a, pl.pieces_a, dec_a)
+    ys = pieces(codes_b, fmt_b, pl.pieces_b, dec_b)
     chunks_per_seg = [list(range(bounds[s], bounds[s + 1], max(pl.k_chunk, 1))) + [bounds[s + 1]]
                       for s in range(nseg)]
     nterm = sum((len(c) - 1) for c in chunks_per_seg) * pl.n_products

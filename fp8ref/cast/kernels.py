@@ -482,7 +482,7 @@ def quantize_f64_rne(x, bits, p, saturate, out):
 def f64_fast_ok(fmt: Format) -> bool:
     """Whether :func:`quantize_f64_rne` applies to ``fmt``."""
     return (fmt.has_zero and fmt.has_subnormals and fmt.signed and fmt.emin >= -1022
-            and fmt.emin - fmt.mbits >= -1074 and fmt.nan != "none" and fmt.bits <= 16)
+            and fmt.emin - fmt.mbits >= -1074 and fmt.nan != "none" and fmt.bits <= 8)
 
 
 @njit(cache=True, inline="always")
@@ -614,7 +614,7 @@ def quantize_f32_seeded(bits, p, mode, saturate, k0, k1, nbits, out):
 def f32_fast_ok(fmt: Format) -> bool:
     """Whether :func:`quantize_f32` applies to ``fmt``."""
     return (fmt.has_zero and fmt.has_subnormals and fmt.signed and fmt.emin >= -126 and fmt.mbits <= 22
-            and fmt.nan != "none" and fmt.bits <= 16)
+            and fmt.nan != "none" and fmt.bits <= 8)
 
 
 @njit(parallel=True, cache=True)

@@ -579,23 +579,53 @@ def quantize_f32_stochastic(bits, p, mode, saturate, rbits, nbits, out):
     return 0
 
 
+@njit(cache=True, inline="always")
+def _f32_stochastic_code(u, R, mode, nbits, mbits, emin, fin):
+    """The code of float32 bits ``u`` (as int64) with random bits ``R`` in stochastic mode ``mode``."""
+    maxcode, ovf, infres, nanc, signmask, nz = fin
+    a = u & 0x7FFFFFFF
+    if mode == 5:
+        mag = _f32_mag_stochastic(a, R, nbits, mbits, emin)
+    elif mode == 6:
+        mag = _f32_mag_stochastic_fast(a, R, nbits, mbits, emin)
+    else:
+        mag = _f32_mag_stochastic_fastest(a, R, nbits, mbits, emin)
+    return _f32_finish(u, mag, maxcode, ovf, infres, nanc, signmask, nz)
+
+
 @njit(cache=True)
-def _philox_fill(b0, nb, k0, k1, words):
-    """words[4*b + j] = word j of Philox block b0 + b, b < nb (a loop that vectorises)."""
+def _f32_seeded_block(bits, b0, k0, k1, shift, mode, nbits, mbits, emin, fin, out):
+    """One chunk of :func:`quantize_f32_seeded`, whose first element has flat index ``4 * b0``: one Philox
+    call per four elements, the four encodes written out (a loop LLVM vectorises; the mode test is
+    loop-invariant and hoisted)."""
     mask = np.uint64(0xFFFFFFFF)
+    n = bits.size
+    nb = n // 4
     for b in range(nb):
         ub = np.uint64(b0 + b)
         w0, w1, w2, w3 = philox4x32_10(ub & mask, ub >> np.uint64(32), np.uint64(0), np.uint64(0), k0, k1)
-        words[4 * b] = w0
-        words[4 * b + 1] = w1
-        words[4 * b + 2] = w2
-        words[4 * b + 3] = w3
+        i = 4 * b
+        out[i] = _f32_stochastic_code(np.int64(bits[i]), np.int64(w0 >> shift), mode, nbits, mbits, emin, fin)
+        out[i + 1] = _f32_stochastic_code(np.int64(bits[i + 1]), np.int64(w1 >> shift), mode, nbits, mbits,
+                                          emin, fin)
+        out[i + 2] = _f32_stochastic_code(np.int64(bits[i + 2]), np.int64(w2 >> shift), mode, nbits, mbits,
+                                          emin, fin)
+        out[i + 3] = _f32_stochastic_code(np.int64(bits[i + 3]), np.int64(w3 >> shift), mode, nbits, mbits,
+                                          emin, fin)
+    if n > 4 * nb:  # the last one to three elements of the array
+        ub = np.uint64(b0 + nb)
+        w0, w1, w2, w3 = philox4x32_10(ub & mask, ub >> np.uint64(32), np.uint64(0), np.uint64(0), k0, k1)
+        for j in range(n - 4 * nb):
+            w = w0 if j == 0 else (w1 if j == 1 else w2)
+            i = 4 * nb + j
+            out[i] = _f32_stochastic_code(np.int64(bits[i]), np.int64(w >> shift), mode, nbits, mbits, emin,
+                                          fin)
 
 
 @njit(parallel=True, cache=True)
 def quantize_f32_seeded(bits, p, mode, saturate, k0, k1, nbits, out):
-    """Stochastic modes on float32 input with Philox bits (formats as :func:`quantize_f32`). Chunks of
-    ``CHUNK`` elements: Philox words into a buffer, then the encode loop."""
+    """Stochastic modes on float32 input with Philox bits (formats as :func:`quantize_f32`), in parallel
+    chunks of ``CHUNK`` elements."""
     fin = _finish_params(p, saturate)
     n = bits.size
     shift = np.uint64(32 - nbits)
@@ -604,10 +634,8 @@ def quantize_f32_seeded(bits, p, mode, saturate, k0, k1, nbits, out):
     for c in prange((n + CHUNK - 1) // CHUNK):
         start = c * CHUNK
         stop = min(start + CHUNK, n)
-        words = np.empty(CHUNK, dtype=np.uint64)
-        _philox_fill(start // 4, (stop - start + 3) // 4, K0, K1, words)
-        _f32_stochastic_block(bits[start:stop], words, shift, mode, nbits, p[P_MBITS], p[P_EMIN], fin,
-                              out[start:stop])
+        _f32_seeded_block(bits[start:stop], start // 4, K0, K1, shift, mode, nbits, p[P_MBITS], p[P_EMIN],
+                          fin, out[start:stop])
     return 0
 
 

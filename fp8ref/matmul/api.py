@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from fp8ref.formats import E4M3, FP64
+from fp8ref.formats import E4M3, FP32, FP64
+from fp8ref.matmul import exact
 from fp8ref.matmul import inputs as inp
-from fp8ref.matmul.exact import decode, exact_terms, profile
+from fp8ref.matmul.exact import MANTISSA, decode, exact_terms, profile
 from fp8ref.matmul.rounding import format_params, round_values
 
 _FP64_PARAMS = format_params(FP64)
@@ -140,9 +142,83 @@ def _foldable(sa: inp.Scales, sb: inp.Scales, pa: Any, pb: Any, k: int) -> bool:
     return pa.log_ratio + la + pb.log_ratio + lb + np.log2(max(k, 1)) <= 53
 
 
+def _pow2_exponent(c: float) -> int | None:
+    """``e`` when ``|c| == 2**e`` (a finite nonzero power of two), else None."""
+    if c == 0.0 or not math.isfinite(c):
+        return None
+    mant, e = math.frexp(abs(c))
+    return e - 1 if mant == 0.5 else None
+
+
+def _tensorwise_pow2(opa: inp.Operand, opb: inp.Operand, ca: float, cb: float, m: int, k: int, n: int
+                     ) -> np.ndarray | None:
+    """float32 result of a product with power-of-two tensorwise scales, no bias, no ``scale_result``, with
+    ``c = ca * cb`` folded into ``a`` and the piece products of the plan summed as a double-double, rounded to
+    odd and converted once (docs/matmul.md §2.1, "Power-of-two tensorwise scales"); None when that does not
+    apply (NaN/Inf codes, a plan with K chunks, a range beyond the bounds), and the general path runs."""
+    ea, eb = _pow2_exponent(ca), _pow2_exponent(cb)
+    if ea is None or eb is None:
+        return None
+    c, lc = ca * cb, ea + eb  # a power of two in float32's range squared: exact in float64
+    codes_a = np.ascontiguousarray(opa.codes)
+    codes_b = np.ascontiguousarray(opb.codes)
+    par_a, par_b = codes_a.size >= _PARALLEL, codes_b.size >= _PARALLEL
+    dec_b, hist_b = decode(codes_b, opb.fmt, par_b)
+    bits_b = exact.present_bits(hist_b)
+    pb = exact.profile_of(opb.fmt, bits_b)
+    if pb.has_special:
+        return None
+    dec_a, hist_a = decode(codes_a, opa.fmt, par_a, exact.scaled_table(opa.fmt, c))
+    bits_a = exact.present_bits(hist_a)
+    pa = exact.profile_of(opa.fmt, bits_a)
+    if pa.has_special:
+        return None
+    log_k = math.log2(max(k, 1))
+    if pa.codes.size and pb.codes.size:
+        qa, qb = float(pa.lsb.min()), float(pb.lsb.min())
+        ma, mb = math.log2(float(pa.mag[-1])), math.log2(float(pb.mag[-1]))
+        # every a * c, product and partial sum (multiples of 2**(qa + qb + lc)) in float64's normal range
+        if min(qa, qa + qb) + lc < -1022 or max(ma, ma + mb + log_k) + lc >= 1023:
+            return None
+    pl = exact.cached_plan(opa.fmt, bits_a, opb.fmt, bits_b, k)
+    nt = pl.n_products
+    if pl.k_chunk < k or (nt > 1 and math.log2(nt) + log_k + pa.log_ratio + pb.log_ratio > 2 * MANTISSA):
+        return None
+    xs = [dec_a] if len(pl.pieces_a) == 1 else \
+        [decode(codes_a, opa.fmt, par_a, exact.piece_table(opa.fmt, p, c))[0] for p in pl.pieces_a]
+    ys = [dec_b] if len(pl.pieces_b) == 1 else \
+        [decode(codes_b, opb.fmt, par_b, exact.piece_table(opb.fmt, p))[0] for p in pl.pieces_b]
+    terms = [np.matmul(x, y) for x in xs for y in ys]  # each exact (the plan's bound)
+    s = terms[0]
+    if nt > 1:
+        # the exact sum as a double-double (docs/matmul.md §2.2), then round to odd at 53 bits
+        err = np.zeros_like(s)
+        for t in terms[1:]:
+            s, e = _two_sum(s, t)
+            err += e
+        s, e = _two_sum(s, err)
+        bump = (e != 0.0) & ((s.view(np.int64) & 1) == 0)
+        s[bump] = np.nextafter(s[bump], np.copysign(np.inf, e[bump]))
+    s += 0.0  # an exact zero is +0 (a sum of -0 products may come out as -0)
+    with np.errstate(over="ignore"):  # beyond float32's range: Inf, as the IEEE conversion says
+        return s.astype(np.float32)
+
+
+def _two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Knuth's TwoSum, elementwise: ``s + e == a + b`` exactly, ``s`` the float64 sum."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
 def _exact(opa: inp.Operand, opb: inp.Operand, sa: inp.Scales, sb: inp.Scales, bias: np.ndarray | None,
            sr: float | None, out: inp.Output, m: int, k: int, n: int) -> np.ndarray:
     from fp8ref.matmul._kernels import exact_epilogue, exact_epilogue_serial
+
+    if sa.is_tensor and sb.is_tensor and bias is None and sr is None and out.fmt == FP32:
+        res = _tensorwise_pow2(opa, opb, float(sa.grid[0, 0]), float(sb.grid[0, 0]), m, k, n)
+        if res is not None:
+            return res
 
     epilogue = exact_epilogue if m * n >= _PARALLEL else exact_epilogue_serial
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from fp8ref.formats import Format
 from fp8ref.matmul.inputs import tables
 
 MANTISSA = 53  # float64 significand bits
+_PARALLEL = 1 << 20  # elements from which the decode kernel runs on every thread
 
 
 @dataclass(frozen=True)
@@ -47,31 +49,56 @@ def log_ratio(mag: np.ndarray, lsb: np.ndarray) -> float:
     return math.log2(float(mag.max())) - float(lsb.min())
 
 
+def present_bits(counts: np.ndarray) -> bytes:
+    """The 256 presence bits of ``counts`` (nonzero where a code occurs), packed: a cache key."""
+    return np.packbits(np.asarray(counts) > 0).tobytes()
+
+
 def profile(codes: np.ndarray, fmt: Format, counts: np.ndarray | None = None) -> Profile:
     """The present codes of an operand (from ``counts``, 256 entries, nonzero where a code occurs)."""
-    _, mag, lsb, special = tables(fmt)
     if counts is None:
         counts = np.bincount(codes.ravel(), minlength=256)
-    present = counts > 0
+    return profile_of(fmt, present_bits(counts))
+
+
+@lru_cache(maxsize=1024)
+def cached_plan(fmt_a: Format, bits_a: bytes, fmt_b: Format, bits_b: bytes, k: int) -> Plan:
+    """:func:`plan` for the present codes ``bits_a`` / ``bits_b`` (:func:`present_bits`), memoised."""
+    return plan(profile_of(fmt_a, bits_a), profile_of(fmt_b, bits_b), k)
+
+
+@lru_cache(maxsize=1024)
+def profile_of(fmt: Format, bits: bytes) -> Profile:
+    """The profile of a set of present codes (256 presence bits, packed): training steps see the same few
+    sets again and again."""
+    _, mag, lsb, special = tables(fmt)
+    present = np.unpackbits(np.frombuffer(bits, dtype=np.uint8)).astype(bool)
     use = present & (mag > 0)
     idx = np.nonzero(use)[0]
     order = np.argsort(mag[idx], kind="stable")
     idx = idx[order]
-    return Profile(idx, mag[idx], lsb[idx], bool((present & special).any()))
+    arrays = (idx, mag[idx], lsb[idx])
+    for arr in arrays:
+        arr.setflags(write=False)
+    return Profile(*arrays, bool((present & special).any()))
 
 
-def decode(codes: np.ndarray, fmt: Format, parallel: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(values with NaN/Inf codes as 0, float64; presence (0/1) of each of the 256 codes), in one pass."""
+def decode(codes: np.ndarray, fmt: Format, parallel: bool = True, table: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(values with NaN/Inf codes as 0, float64; presence (0/1) of each of the 256 codes), in one pass.
+    ``table``: the 256 values to decode with instead of :func:`finite_table` (a scaled or piece table)."""
     from fp8ref.matmul._kernels import decode_count, decode_count_serial
 
     out = np.empty(codes.shape)
+    if table is None:
+        table = finite_table(fmt)
     if parallel:
         hist = np.zeros((max(1, min(16, codes.shape[0])), 256), dtype=np.uint8)
-        decode_count(codes, finite_table(fmt), out, hist)
-    else:
-        hist = np.zeros((1, 256), dtype=np.uint8)
-        decode_count_serial(codes, finite_table(fmt), out, hist)
-    return out, hist.max(axis=0)
+        decode_count(codes, table, out, hist)
+        return out, hist.max(axis=0)
+    hist = np.zeros((1, 256), dtype=np.uint8)
+    decode_count_serial(codes, table, out, hist)
+    return out, hist[0]
 
 
 def partition(p: Profile, budget: float) -> list[np.ndarray] | None:
@@ -138,17 +165,30 @@ def plan(pa: Profile, pb: Profile, k: int) -> Plan:
     return best
 
 
-def piece_table(fmt: Format, codes: np.ndarray) -> np.ndarray:
-    """256-entry table: the value of each code in ``codes``, 0 for every other code."""
+def piece_table(fmt: Format, codes: np.ndarray, c: float = 1.0) -> np.ndarray:
+    """256-entry table: the value of each code in ``codes`` (times ``c``), 0 for every other code."""
     vals = tables(fmt)[0]
     t = np.zeros(256)
-    t[codes] = vals[codes]
+    t[codes] = vals[codes] * c
     return t
 
 
+@cache
 def finite_table(fmt: Format) -> np.ndarray:
+    """256-entry table: the value of each code, 0 for NaN and Inf codes (read-only)."""
     vals, _, _, special = tables(fmt)
-    return np.where(special, 0.0, vals)
+    t = np.where(special, 0.0, vals)
+    t.setflags(write=False)
+    return t
+
+
+@lru_cache(maxsize=256)
+def scaled_table(fmt: Format, c: float) -> np.ndarray:
+    """:func:`finite_table` times ``c`` (read-only); exact when ``c`` is a power of two and the products
+    stay in float64's normal range (the caller checks)."""
+    t = finite_table(fmt) * c
+    t.setflags(write=False)
+    return t
 
 
 def exact_terms(codes_a: np.ndarray, fmt_a: Format, codes_b: np.ndarray, fmt_b: Format,
@@ -165,9 +205,11 @@ def exact_terms(codes_a: np.ndarray, fmt_a: Format, codes_b: np.ndarray, fmt_b: 
     pl = plan(pa, pb, seglen)
     def pieces(codes: np.ndarray, fmt: Format, split: list[np.ndarray], dec: np.ndarray | None
                ) -> list[np.ndarray]:
+        par = codes.size >= _PARALLEL
+        codes = np.ascontiguousarray(codes)
         if len(split) == 1:  # the whole operand
-            return [np.take(finite_table(fmt), codes) if dec is None else dec]
-        return [np.take(piece_table(fmt, c), codes) for c in split]
+            return [decode(codes, fmt, par)[0] if dec is None else dec]
+        return [decode(codes, fmt, par, piece_table(fmt, c))[0] for c in split]
 
     xs = pieces(codes_a, fmt_a, pl.pieces_a, dec_a)
     ys = pieces(codes_b, fmt_b, pl.pieces_b, dec_b)

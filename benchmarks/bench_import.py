@@ -23,7 +23,8 @@ def main(runs: int = 7) -> None:
     numpy_s = _time("import numpy", runs)
     fp8ref_s = _time("import fp8ref", runs)
     print(f"import numpy   median {numpy_s * 1e3:7.1f} ms")
-    print(f"import fp8ref  median {fp8ref_s * 1e3:7.1f} ms  (target < 500 ms; ratio to numpy {fp8ref_s / numpy_s:.2f})")
+    print(f"import fp8ref  median {fp8ref_s * 1e3:7.1f} ms  (target < 500 ms; "
+          f"ratio to numpy {fp8ref_s / numpy_s:.2f})")
 
 
 if __name__ == "__main__":

@@ -88,12 +88,14 @@ class Format:
         if self.has_inf and self.nan != "ieee":
             raise ValueError("infinities are only encodable with the 'ieee' NaN encoding")
         if self.nan == "fnuz" and (self.has_negative_zero or not self.signed):
-            raise ValueError("the 'fnuz' encoding uses the negative-zero pattern for NaN: it needs a sign bit "
-                             "and has_negative_zero=False")
+            raise ValueError("the 'fnuz' encoding uses the negative-zero pattern for NaN: "
+                             "it needs a sign bit and has_negative_zero=False")
         if self.has_negative_zero and not self.signed:
             raise ValueError("an unsigned format has no negative zero")
         if not self.has_zero and self.has_subnormals:
             raise ValueError("a format without zero (like E8M0) has no subnormals")
+        if self.classify(self.max_code) != "normal":
+            raise ValueError(f"{self.name} has no finite nonzero value once NaN/Inf are encoded")
 
     # ---- widths and masks -------------------------------------------------------------------
     @property

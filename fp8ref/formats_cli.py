@@ -25,7 +25,7 @@ def format_table() -> str:
             "-" if f.nan_code is None else f"0x{f.nan_code:0{(f.bits + 3) // 4}x}",
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
 def code_table(fmt: Format) -> str:

@@ -131,3 +131,9 @@ def test_cli_tables(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(out) == 2 + 256
     assert out[2 + 0x7E].split() == ["0x7e", "0.1111.110", "normal", "448.0"]
     assert main(["codes", "nope"]) == 2
+
+
+def test_degenerate_format_rejected() -> None:
+    # one exponent bit, no mantissa, all-ones NaN: the only non-NaN code is zero
+    with pytest.raises(ValueError, match="no finite nonzero value"):
+        exmy(1, 0, nan="all_ones")

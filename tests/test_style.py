@@ -15,6 +15,6 @@ REPO = Path(__file__).resolve().parent.parent
 def test_ruff_clean() -> None:
     if importlib.util.find_spec("ruff") is None:
         pytest.skip("ruff is not installed (it comes with the 'test' extra)")
-    out = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "fp8ref", "tests", "benchmarks",
-                          "examples"], cwd=REPO, capture_output=True, text=True)
+    cmd = [sys.executable, "-m", "ruff", "check", "--no-cache", "fp8ref", "tests", "benchmarks", "examples"]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

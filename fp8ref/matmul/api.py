@@ -163,12 +163,13 @@ def _tensorwise_pow2(opa: inp.Operand, opb: inp.Operand, ca: float, cb: float, m
     codes_a = np.ascontiguousarray(opa.codes)
     codes_b = np.ascontiguousarray(opb.codes)
     par_a, par_b = codes_a.size >= _PARALLEL, codes_b.size >= _PARALLEL
-    dec_b, hist_b = decode(codes_b, opb.fmt, par_b)
+    dec_b, hist_b = decode(codes_b, opb.fmt, par_b, out=exact.scratch("b", codes_b.shape))
     bits_b = exact.present_bits(hist_b)
     pb = exact.profile_of(opb.fmt, bits_b)
     if pb.has_special:
         return None
-    dec_a, hist_a = decode(codes_a, opa.fmt, par_a, exact.scaled_table(opa.fmt, c))
+    dec_a, hist_a = decode(codes_a, opa.fmt, par_a, exact.scaled_table(opa.fmt, c),
+                           exact.scratch("a", codes_a.shape))
     bits_a = exact.present_bits(hist_a)
     pa = exact.profile_of(opa.fmt, bits_a)
     if pa.has_special:
@@ -185,10 +186,14 @@ def _tensorwise_pow2(opa: inp.Operand, opb: inp.Operand, ca: float, cb: float, m
     if pl.k_chunk < k or (nt > 1 and math.log2(nt) + log_k + pa.log_ratio + pb.log_ratio > 2 * MANTISSA):
         return None
     xs = [dec_a] if len(pl.pieces_a) == 1 else \
-        [decode(codes_a, opa.fmt, par_a, exact.piece_table(opa.fmt, p, c))[0] for p in pl.pieces_a]
+        [decode(codes_a, opa.fmt, par_a, exact.piece_table(opa.fmt, p, c), exact.scratch(("a", i), (m, k)))[0]
+         for i, p in enumerate(pl.pieces_a)]
     ys = [dec_b] if len(pl.pieces_b) == 1 else \
-        [decode(codes_b, opb.fmt, par_b, exact.piece_table(opb.fmt, p))[0] for p in pl.pieces_b]
-    terms = [np.matmul(x, y) for x in xs for y in ys]  # each exact (the plan's bound)
+        [decode(codes_b, opb.fmt, par_b, exact.piece_table(opb.fmt, p), exact.scratch(("b", i), (k, n)))[0]
+         for i, p in enumerate(pl.pieces_b)]
+    # each product exact (the plan's bound)
+    terms = [np.matmul(x, y, out=exact.scratch(("t", i), (m, n))) for i, (x, y) in
+             enumerate((x, y) for x in xs for y in ys)]
     s = terms[0]
     if nt > 1:
         # the exact sum as a double-double (docs/matmul.md §2.2), then round to odd at 53 bits
@@ -199,9 +204,12 @@ def _tensorwise_pow2(opa: inp.Operand, opb: inp.Operand, ca: float, cb: float, m
         s, e = _two_sum(s, err)
         bump = (e != 0.0) & ((s.view(np.int64) & 1) == 0)
         s[bump] = np.nextafter(s[bump], np.copysign(np.inf, e[bump]))
-    s += 0.0  # an exact zero is +0 (a sum of -0 products may come out as -0)
-    with np.errstate(over="ignore"):  # beyond float32's range: Inf, as the IEEE conversion says
-        return s.astype(np.float32)
+    res = np.empty((m, n), dtype=np.float32)
+    # + 0.0: an exact zero is +0 (a sum of -0 products may come out as -0); then the float32 conversion
+    # (round to nearest even; beyond float32's range Inf, as the IEEE conversion says)
+    with np.errstate(over="ignore"):
+        np.add(s, 0.0, out=res, casting="same_kind")
+    return res
 
 
 def _two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

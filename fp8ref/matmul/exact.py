@@ -16,6 +16,7 @@ the epilogue kernel adds exactly. The plan is computed from the codes that actua
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
@@ -26,6 +27,8 @@ from fp8ref.matmul.inputs import tables
 
 MANTISSA = 53  # float64 significand bits
 _PARALLEL = 1 << 20  # elements from which the decode kernel runs on every thread
+_SCRATCH_MAX = 1 << 21  # elements of a work array kept for reuse (16 MiB)
+_WORK = threading.local()
 
 
 @dataclass(frozen=True)
@@ -83,13 +86,31 @@ def profile_of(fmt: Format, bits: bytes) -> Profile:
     return Profile(*arrays, bool((present & special).any()))
 
 
-def decode(codes: np.ndarray, fmt: Format, parallel: bool = True, table: np.ndarray | None = None
-           ) -> tuple[np.ndarray, np.ndarray]:
+def scratch(slot: object, shape: tuple[int, ...]) -> np.ndarray:
+    """A float64 work array of ``shape`` for ``slot``, reused by the next call on this thread with the same
+    slot (a fresh array's first touch costs a page fault per 4 KiB, about as much as decoding into it). Only
+    for arrays that do not outlive the call; above ``_SCRATCH_MAX`` elements a fresh array."""
+    size = math.prod(shape)
+    if size > _SCRATCH_MAX:
+        return np.empty(shape)
+    bufs = getattr(_WORK, "bufs", None)
+    if bufs is None:
+        bufs = _WORK.bufs = {}
+    buf = bufs.get(slot)
+    if buf is None or buf.size < size:
+        buf = bufs[slot] = np.empty(size)
+    return buf[:size].reshape(shape)
+
+
+def decode(codes: np.ndarray, fmt: Format, parallel: bool = True, table: np.ndarray | None = None,
+           out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(values with NaN/Inf codes as 0, float64; presence (0/1) of each of the 256 codes), in one pass.
-    ``table``: the 256 values to decode with instead of :func:`finite_table` (a scaled or piece table)."""
+    ``table``: the 256 values to decode with instead of :func:`finite_table` (a scaled or piece table);
+    ``out``: a float64 array of the codes' shape to decode into."""
     from fp8ref.matmul._kernels import decode_count, decode_count_serial
 
-    out = np.empty(codes.shape)
+    if out is None:
+        out = np.empty(codes.shape)
     if table is None:
         table = finite_table(fmt)
     if parallel:

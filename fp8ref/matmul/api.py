@@ -164,26 +164,34 @@ def _tensorwise_pow2(opa: inp.Operand, opb: inp.Operand, ca: float, cb: float, m
     codes_b = np.ascontiguousarray(opb.codes)
     par_a, par_b = codes_a.size >= _PARALLEL, codes_b.size >= _PARALLEL
     dec_b, hist_b = decode(codes_b, opb.fmt, par_b, out=exact.scratch("b", codes_b.shape))
-    bits_b = exact.present_bits(hist_b)
-    pb = exact.profile_of(opb.fmt, bits_b)
-    if pb.has_special:
+    special_b, mag_b, q_b = exact.summary(opb.fmt, hist_b)
+    if special_b:
         return None
     dec_a, hist_a = decode(codes_a, opa.fmt, par_a, exact.scaled_table(opa.fmt, c),
                            exact.scratch("a", codes_a.shape))
-    bits_a = exact.present_bits(hist_a)
-    pa = exact.profile_of(opa.fmt, bits_a)
-    if pa.has_special:
+    special_a, mag_a, q_a = exact.summary(opa.fmt, hist_a)
+    if special_a:
         return None
     log_k = math.log2(max(k, 1))
-    if pa.codes.size and pb.codes.size:
-        qa, qb = float(pa.lsb.min()), float(pb.lsb.min())
-        ma, mb = math.log2(float(pa.mag[-1])), math.log2(float(pb.mag[-1]))
-        # every a * c, product and partial sum (multiples of 2**(qa + qb + lc)) in float64's normal range
-        if min(qa, qa + qb) + lc < -1022 or max(ma, ma + mb + log_k) + lc >= 1023:
+    # exact.log_ratio of the present codes; a * c, every product and partial sum (multiples of
+    # 2**(qa + qb + lc), at most K * ma * mb * c) must lie in float64's normal range
+    ratio_a = ratio_b = 0.0
+    if mag_a > 0.0:
+        ma = math.log2(mag_a)
+        ratio_a = ma - q_a
+        if q_a + lc < -1022 or ma + lc >= 1023:
             return None
-    pl = exact.cached_plan(opa.fmt, bits_a, opb.fmt, bits_b, k)
+    if mag_b > 0.0:
+        mb = math.log2(mag_b)
+        ratio_b = mb - q_b
+        if mag_a > 0.0 and (q_a + q_b + lc < -1022 or ma + mb + log_k + lc >= 1023):
+            return None
+    if ratio_a + ratio_b <= MANTISSA - log_k:  # the plan's first test: one product
+        terms = [np.matmul(dec_a, dec_b, out=exact.scratch("t", (m, n)))]
+        return _round_sum(terms, m, n)
+    pl = exact.cached_plan(opa.fmt, exact.present_bits(hist_a), opb.fmt, exact.present_bits(hist_b), k)
     nt = pl.n_products
-    if pl.k_chunk < k or (nt > 1 and math.log2(nt) + log_k + pa.log_ratio + pb.log_ratio > 2 * MANTISSA):
+    if pl.k_chunk < k or (nt > 1 and math.log2(nt) + log_k + ratio_a + ratio_b > 2 * MANTISSA):
         return None
     xs = [dec_a] if len(pl.pieces_a) == 1 else \
         [decode(codes_a, opa.fmt, par_a, exact.piece_table(opa.fmt, p, c), exact.scratch(("a", i), (m, k)))[0]
@@ -194,6 +202,13 @@ def _tensorwise_pow2(opa: inp.Operand, opb: inp.Operand, ca: float, cb: float, m
     # each product exact (the plan's bound)
     terms = [np.matmul(x, y, out=exact.scratch(("t", i), (m, n))) for i, (x, y) in
              enumerate((x, y) for x in xs for y in ys)]
+    return _round_sum(terms, m, n)
+
+
+def _round_sum(terms: list[np.ndarray], m: int, n: int) -> np.ndarray:
+    """The exact sum of the float64 ``terms`` (a double-double, proven exact by the caller) rounded once to
+    float32."""
+    nt = len(terms)
     s = terms[0]
     if nt > 1:
         # the exact sum as a double-double (docs/matmul.md §2.2), then round to odd at 53 bits

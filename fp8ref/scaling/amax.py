@@ -42,13 +42,17 @@ def amax_grid(w: np.ndarray, block: tuple[int, int], nan: str = "propagate") -> 
 
 def amax_flat(w: np.ndarray, nan: str = "propagate") -> np.float32:
     """amax of a float32/float64 C-contiguous array (any shape) as a float32 scalar."""
-    from fp8ref.scaling.kernels import amax_bits, threads_for
+    from fp8ref.scaling.kernels import SMALL, amax_bits, amax_bits_serial, threads_for
 
     if w.size == 0:
         return np.float32(0.0)
     udt, mask, inf_bits = _BITS[w.dtype]
-    with threads_for(w.size):
-        m = amax_bits(w.reshape(-1).view(udt), mask, inf_bits, nan == "ignore")
+    u = w.reshape(-1).view(udt)
+    if w.size < SMALL:
+        m = amax_bits_serial(u, mask, inf_bits, nan == "ignore")
+    else:
+        with threads_for(w.size):
+            m = amax_bits(u, mask, inf_bits, nan == "ignore")
     return np.float32(_bits_to_f32(np.array(m, dtype=udt), w.dtype)[()])
 
 

@@ -10,6 +10,8 @@ floor is taken from the exponents and significands of the two operands instead (
 
 from __future__ import annotations
 
+import math
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -42,6 +44,11 @@ def floor_log2_ratio(num: float, den: np.ndarray | float) -> np.ndarray:
     return (np.int64(e_n) - e_d.astype(np.int64) - (m_n < m_d).astype(np.int64)).astype(np.int64)
 
 
+@cache
+def _max(fmt: Format) -> float:
+    return fmt.max
+
+
 def scale_bias(amax: Any, fmt: Format | str, *, margin: int = 0,
                bounds: tuple[int, int] = (-31, 31)) -> Any:
     """The paper's scaling bias: ``clip(floor(log2(fmt.max / amax)) - margin, *bounds)``.
@@ -55,12 +62,24 @@ def scale_bias(amax: Any, fmt: Format | str, *, margin: int = 0,
       as TransformerEngine does, are :class:`~fp8ref.scaling.Delayed` and :class:`~fp8ref.scaling.MSAMP`).
     - Negative ``amax``, a non-integer ``margin`` or bad ``bounds`` raise ``ValueError``.
     """
-    try:
-        fmt = _format(fmt)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"fmt: {exc}") from exc
+    if not isinstance(fmt, Format):
+        try:
+            fmt = _format(fmt)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"fmt: {exc}") from exc
     margin = check_int(margin, "margin")
     lo, hi = check_bounds(bounds)
+    if isinstance(amax, (float, np.floating)):  # a scalar amax (fp8ref.amax's np.float32): no arrays
+        a = float(amax)
+        if not math.isfinite(a):
+            raise FloatingPointError(f"amax is not finite ({amax!r}): no scaling bias can be derived from it")
+        if a < 0:
+            raise ValueError(f"amax must be non-negative, got {amax!r}")
+        if a == 0:
+            return hi
+        m_n, e_n = math.frexp(_max(fmt))
+        m_d, e_d = math.frexp(a)
+        return min(max(e_n - e_d - (1 if m_n < m_d else 0) - margin, lo), hi)
     scalar = np.ndim(amax) == 0
     try:
         a = np.asarray(amax, dtype=np.float64)
@@ -72,7 +91,7 @@ def scale_bias(amax: Any, fmt: Format | str, *, margin: int = 0,
         raise ValueError(f"amax must be non-negative, got {amax!r}")
     zero = a == 0
     safe = np.where(zero, 1.0, a)
-    sb = floor_log2_ratio(fmt.max, safe) - margin
+    sb = floor_log2_ratio(_max(fmt), safe) - margin
     sb = np.where(zero, hi, np.clip(sb, lo, hi)).astype(np.int32)
     return int(sb) if scalar else sb
 

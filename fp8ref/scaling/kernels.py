@@ -63,6 +63,22 @@ def amax_bits(u, mask, inf_bits, ignore_nan):  # pragma: no cover - compiled
     return m
 
 
+@njit(cache=True)
+def amax_bits_serial(u, mask, inf_bits, ignore_nan):  # pragma: no cover - compiled
+    """:func:`amax_bits` on the calling thread (small arrays: no parallel region to launch)."""
+    m = u.dtype.type(0)
+    zero = m
+    if ignore_nan:
+        for i in range(u.size):
+            v = u[i] & mask
+            v = v if v <= inf_bits else zero
+            m = max(m, v)
+    else:
+        for i in range(u.size):
+            m = max(m, u[i] & mask)
+    return m
+
+
 @njit(cache=True, parallel=True)
 def amax_bits_blocks(u, br, bc, mask, inf_bits, ignore_nan):  # pragma: no cover - compiled
     """Per-block max of ``u & mask`` over a 2-D signed-integer view, blocks ``(br, bc)``; partial edge

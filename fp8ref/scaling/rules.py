@@ -6,6 +6,8 @@ float32 dequantisation multipliers, and the int32 bias grid (``scale == 2**-bias
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fp8ref.formats import Format
@@ -18,6 +20,9 @@ Scales = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
 
 def _from_bias(bias: np.ndarray) -> Scales:
     bias = np.asarray(bias, dtype=np.int32)
+    if bias.ndim == 0:  # one tensorwise bias: the same float32 powers of two without array arithmetic
+        b = int(bias)
+        return np.float32(math.ldexp(1.0, b)), np.float32(math.ldexp(1.0, -b)), bias
     return pow2_f32(bias), pow2_f32(-bias.astype(np.int64)), bias
 
 
@@ -40,7 +45,10 @@ def clear_mantissa(q: np.ndarray) -> np.ndarray:
 
 
 def just_in_time(amax: np.ndarray, fmt: Format, recipe: JustInTime) -> Scales:
-    return _from_bias(scale_bias(np.asarray(amax), fmt, margin=recipe.margin, bounds=recipe.bounds))
+    a = np.asarray(amax)
+    if a.ndim == 0 and a.dtype.kind == "f":
+        a = a[()]  # a NumPy float scalar: scale_bias's scalar path
+    return _from_bias(scale_bias(a, fmt, margin=recipe.margin, bounds=recipe.bounds))
 
 
 def constant(bias: int) -> Scales:

@@ -14,6 +14,7 @@ from fp8ref.matmul.exact import MANTISSA, decode, exact_terms, profile
 from fp8ref.matmul.rounding import format_params, round_values
 
 _FP64_PARAMS = format_params(FP64)
+_MAX_CHUNKS = 16  # K chunks of the power-of-two tensorwise path (more: the plan's pieces)
 _PARALLEL = 1 << 20  # elements from which a Numba kernel runs on every thread (below: no parallel region)
 
 
@@ -186,9 +187,18 @@ def _tensorwise_pow2(opa: inp.Operand, opb: inp.Operand, ca: float, cb: float, m
         ratio_b = mb - q_b
         if mag_a > 0.0 and (q_a + q_b + lc < -1022 or ma + mb + log_k + lc >= 1023):
             return None
-    if ratio_a + ratio_b <= MANTISSA - log_k:  # the plan's first test: one product
+    room = MANTISSA - ratio_a - ratio_b  # log2 of the longest K range one exact product may span
+    if log_k <= room:  # the plan's first test: one product
         terms = [np.matmul(dec_a, dec_b, out=exact.scratch("t", (m, n)))]
         return _round_sum(terms, m, n)
+    if room >= 0.0:
+        # K chunks of 2**floor(room): each chunk's product is exact, the chunks together cost one dgemm
+        kc = 1 << int(room)
+        nt = -(-k // kc)
+        if nt <= _MAX_CHUNKS and math.log2(nt) + log_k + ratio_a + ratio_b <= 2 * MANTISSA:
+            terms = [np.matmul(dec_a[:, lo:lo + kc], dec_b[lo:lo + kc], out=exact.scratch(("t", i), (m, n)))
+                     for i, lo in enumerate(range(0, k, kc))]
+            return _round_sum(terms, m, n)
     pl = exact.cached_plan(opa.fmt, exact.present_bits(hist_a), opb.fmt, exact.present_bits(hist_b), k)
     nt = pl.n_products
     if pl.k_chunk < k or (nt > 1 and math.log2(nt) + log_k + ratio_a + ratio_b > 2 * MANTISSA):

@@ -88,3 +88,22 @@ def test_other_scales_take_the_general_path(monkeypatch) -> None:
     got, general, taken = _both(monkeypatch, nan, b, np.float32(1.0), np.float32(1.0), fp8ref.E4M3,
                                 fp8ref.E4M3)
     assert taken == [False] and np.isnan(got[0]).all()
+
+
+@pytest.mark.parametrize("k", [1500, 4096])
+def test_pow2_tensorwise_k_chunks(monkeypatch, k) -> None:
+    """E4M3 x E5M2 with the gradient-like E5M2 range of a trained model (log2 ratios 17.8 + 24.8): K is cut
+    into exact chunks of 2^10 summed as a double-double, without the plan's pieces."""
+    import fp8ref.matmul.exact as ex
+
+    rng = np.random.default_rng(k)
+    fa, fb = fp8ref.E4M3, fp8ref.E5M2
+    a = _finite_codes(rng, fa, (6, k))
+    b = (rng.integers(0, 0x60, (k, 5)) | (rng.integers(0, 2, (k, 5)) << 7)).astype(np.uint8)
+    monkeypatch.setattr(ex, "cached_plan", lambda *x: pytest.fail("the K-chunk path builds no plan"))
+    got, general, taken = _both(monkeypatch, a, b, np.float32(2.0**-3), np.float32(2.0**-20), fa, fb)
+    assert taken == [True]
+    np.testing.assert_array_equal(got.view(np.uint32), general.view(np.uint32))
+    want = scaled_mm_oracle(a[:2], fa, b[:, :2], fb, np.full((2, k), 2.0**-3), np.full((k, 2), 2.0**-20),
+                            None, None, fp8ref.FP32)
+    np.testing.assert_array_equal(got[:2, :2].astype(np.float64), want)

@@ -302,3 +302,20 @@ def decode_count(codes: np.ndarray, table: np.ndarray, out: np.ndarray, hist: np
 def decode_count_serial(codes: np.ndarray, table: np.ndarray, out: np.ndarray, hist: np.ndarray) -> None:
     """:func:`decode_count` on the calling thread."""
     _decode_rows(codes, table, out, hist, 0, 0, codes.shape[0])
+
+
+@njit(cache=True)
+def decode_summary_serial(codes: np.ndarray, table: np.ndarray, out: np.ndarray, hist: np.ndarray,
+                          mag: np.ndarray, lsb: np.ndarray, special: np.ndarray) -> tuple[bool, float, float]:
+    """:func:`decode_count_serial` (``hist`` (1, 256), zeros), then of the codes present: (a NaN/Inf code is
+    present, largest magnitude, smallest quantum ``lsb``) -- ``exact.summary`` of ``hist``."""
+    _decode_rows(codes, table, out, hist, 0, 0, codes.shape[0])
+    has_special = False
+    top = 0.0
+    low = np.inf
+    for c in range(256):
+        if hist[0, c] != 0:
+            has_special |= special[c]
+            top = max(top, mag[c])
+            low = min(low, lsb[c])
+    return has_special, top, low

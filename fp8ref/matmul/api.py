@@ -164,13 +164,12 @@ def _tensorwise_pow2(opa: inp.Operand, opb: inp.Operand, ca: float, cb: float, m
     codes_a = np.ascontiguousarray(opa.codes)
     codes_b = np.ascontiguousarray(opb.codes)
     par_a, par_b = codes_a.size >= _PARALLEL, codes_b.size >= _PARALLEL
-    dec_b, hist_b = decode(codes_b, opb.fmt, par_b, out=exact.scratch("b", codes_b.shape))
-    special_b, mag_b, q_b = exact.summary(opb.fmt, hist_b)
+    dec_b, hist_b, special_b, mag_b, q_b = exact.decode_summary(
+        codes_b, opb.fmt, exact.finite_table(opb.fmt), exact.scratch("b", codes_b.shape))
     if special_b:
         return None
-    dec_a, hist_a = decode(codes_a, opa.fmt, par_a, exact.scaled_table(opa.fmt, c),
-                           exact.scratch("a", codes_a.shape))
-    special_a, mag_a, q_a = exact.summary(opa.fmt, hist_a)
+    dec_a, hist_a, special_a, mag_a, q_a = exact.decode_summary(
+        codes_a, opa.fmt, exact.scaled_table(opa.fmt, c), exact.scratch("a", codes_a.shape))
     if special_a:
         return None
     log_k = math.log2(max(k, 1))

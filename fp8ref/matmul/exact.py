@@ -67,6 +67,21 @@ def summary(fmt: Format, counts: np.ndarray) -> tuple[bool, float, float]:
             float(np.min(lsb, where=present, initial=np.inf)))
 
 
+def decode_summary(codes: np.ndarray, fmt: Format, table: np.ndarray, out: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, bool, float, float]:
+    """:func:`decode` of C-contiguous codes with ``table`` into ``out``, and the :func:`summary` of the codes
+    present: ``(out, presence counts, *summary)``, in one pass."""
+    from fp8ref.matmul._kernels import decode_summary_serial
+
+    if codes.size >= _PARALLEL:
+        out, counts = decode(codes, fmt, True, table, out)
+        return (out, counts, *summary(fmt, counts))
+    _, mag, lsb, special = tables(fmt)
+    hist = np.zeros((1, 256), dtype=np.uint8)
+    sp, top, low = decode_summary_serial(codes, table, out, hist, mag, lsb, special)
+    return out, hist[0], bool(sp), float(top), float(low)
+
+
 def profile(codes: np.ndarray, fmt: Format, counts: np.ndarray | None = None) -> Profile:
     """The present codes of an operand (from ``counts``, 256 entries, nonzero where a code occurs)."""
     if counts is None:

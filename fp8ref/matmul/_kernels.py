@@ -319,3 +319,13 @@ def decode_summary_serial(codes: np.ndarray, table: np.ndarray, out: np.ndarray,
             top = max(top, mag[c])
             low = min(low, lsb[c])
     return has_special, top, low
+
+
+@njit(cache=True)
+def plus_zero_to_f32(s: np.ndarray, out: np.ndarray) -> None:
+    """``out = float32(s + 0.0)`` elementwise (2-D, same shape): the float64 ``+ 0.0`` turns an exact -0
+    into +0 and leaves every other value alone, the conversion rounds to nearest even (IEEE, Inf beyond
+    float32's range), as NumPy's ``astype``."""
+    for i in range(s.shape[0]):
+        for j in range(s.shape[1]):
+            out[i, j] = np.float32(s[i, j] + 0.0)

@@ -228,11 +228,12 @@ def _round_sum(terms: list[np.ndarray], m: int, n: int) -> np.ndarray:
         s, e = _two_sum(s, err)
         bump = (e != 0.0) & ((s.view(np.int64) & 1) == 0)
         s[bump] = np.nextafter(s[bump], np.copysign(np.inf, e[bump]))
+    from fp8ref.matmul._kernels import plus_zero_to_f32
+
     res = np.empty((m, n), dtype=np.float32)
     # + 0.0: an exact zero is +0 (a sum of -0 products may come out as -0); then the float32 conversion
     # (round to nearest even; beyond float32's range Inf, as the IEEE conversion says)
-    with np.errstate(over="ignore"):
-        np.add(s, 0.0, out=res, casting="same_kind")
+    plus_zero_to_f32(s, res)
     return res
 
 

@@ -209,6 +209,17 @@ class Output:
 def output(out_dtype: Any) -> Output:
     """``out_dtype`` as (format, dtype of the returned array): float32, float16, bfloat16, or a format of
     at most 8 bits with an ml_dtypes dtype (FP8; returned as that ml_dtypes array)."""
+    if isinstance(out_dtype, (type, np.dtype, Format)):  # hashable and immutable: memoised
+        return _output_of(out_dtype)
+    return _output(out_dtype)
+
+
+@cache
+def _output_of(out_dtype: Any) -> Output:
+    return _output(out_dtype)
+
+
+def _output(out_dtype: Any) -> Output:
     try:
         f = resolve_format(out_dtype)
     except (ValueError, TypeError) as exc:

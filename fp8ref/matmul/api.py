@@ -154,9 +154,10 @@ def _pow2_exponent(c: float) -> int | None:
 def _tensorwise_pow2(opa: inp.Operand, opb: inp.Operand, ca: float, cb: float, m: int, k: int, n: int
                      ) -> np.ndarray | None:
     """float32 result of a product with power-of-two tensorwise scales, no bias, no ``scale_result``, with
-    ``c = ca * cb`` folded into ``a`` and the piece products of the plan summed as a double-double, rounded to
-    odd and converted once (docs/matmul.md §2.1, "Power-of-two tensorwise scales"); None when that does not
-    apply (NaN/Inf codes, a plan with K chunks, a range beyond the bounds), and the general path runs."""
+    ``c = ca * cb`` folded into ``a``: one exact dgemm, or exact K-chunk or piece products summed as a
+    double-double, rounded to odd, then converted once (docs/matmul.md §2.1, "Power-of-two tensorwise
+    scales"); None when that does not apply (NaN/Inf codes, a plan with K chunks, a range beyond the
+    bounds), and the general path runs."""
     ea, eb = _pow2_exponent(ca), _pow2_exponent(cb)
     if ea is None or eb is None:
         return None

@@ -27,7 +27,8 @@ from fp8ref.matmul.inputs import tables
 
 MANTISSA = 53  # float64 significand bits
 _PARALLEL = 1 << 20  # elements from which the decode kernel runs on every thread
-_SCRATCH_MAX = 1 << 21  # elements of a work array kept for reuse (16 MiB)
+_SCRATCH_MAX = 1 << 20  # elements of a named work array kept for reuse (8 MiB)
+_SCRATCH_MAX_INDEXED = 1 << 16  # elements of a numbered one (piece / chunk products; 512 KiB)
 _WORK = threading.local()
 
 
@@ -114,9 +115,10 @@ def profile_of(fmt: Format, bits: bytes) -> Profile:
 def scratch(slot: object, shape: tuple[int, ...]) -> np.ndarray:
     """A float64 work array of ``shape`` for ``slot``, reused by the next call on this thread with the same
     slot (a fresh array's first touch costs a page fault per 4 KiB, about as much as decoding into it). Only
-    for arrays that do not outlive the call; above ``_SCRATCH_MAX`` elements a fresh array."""
+    for arrays that do not outlive the call; above ``_SCRATCH_MAX`` elements (``_SCRATCH_MAX_INDEXED`` for a
+    slot that is not a string) a fresh array, so that at most a few tens of MiB stay allocated."""
     size = math.prod(shape)
-    if size > _SCRATCH_MAX:
+    if size > (_SCRATCH_MAX if isinstance(slot, str) else _SCRATCH_MAX_INDEXED):
         return np.empty(shape)
     bufs = getattr(_WORK, "bufs", None)
     if bufs is None:

@@ -75,7 +75,7 @@ def _is_scaled_tensor(x: Any) -> bool:
 def operand(x: Any, fmt: Any, name: str, fmt_name: str) -> Operand:
     """Normalise ``a`` or ``b``: uint8 codes with ``fmt``, an ml_dtypes FP8 array (format from the dtype),
     or a ScaledTensor (format and scales from it)."""
-    if _is_scaled_tensor(x):
+    if type(x) is not np.ndarray and _is_scaled_tensor(x):  # a plain ndarray has none of its fields
         codes = np.asarray(x.codes)
         f = x.fmt
         if codes.ndim != 2:

@@ -164,7 +164,7 @@ def quantize(x: Any, fmt: Any, *, rounding: str = "nearest_even", saturate: bool
     flat = res.reshape(-1)
     src = np.ascontiguousarray(a).reshape(-1)
     if flat.size:
-        if src.dtype == np.float32 and k.f32_fast_ok(f):
+        if src.dtype == np.float32 and k.f32_fast_ok(f) and (s is None or k.f32_seeded_ok(f)):
             b32 = src.view(np.int32)
             if s is not None:
                 nerr = k.quantize_f32_seeded(b32, p, mode, sat, s & 0xFFFFFFFF, s >> 32, r, flat)

@@ -579,70 +579,155 @@ def quantize_f32_stochastic(bits, p, mode, saturate, rbits, nbits, out):
     return 0
 
 
-@njit(cache=True, inline="always")
-def _f32_stochastic_code(u, R, mode, nbits, mbits, emin, fin):
-    """The code of float32 bits ``u`` (as int64) with random bits ``R`` in stochastic mode ``mode``."""
-    maxcode, ovf, infres, nanc, signmask, nz = fin
-    a = u & 0x7FFFFFFF
-    if mode == 5:
-        mag = _f32_mag_stochastic(a, R, nbits, mbits, emin)
-    elif mode == 6:
-        mag = _f32_mag_stochastic_fast(a, R, nbits, mbits, emin)
-    else:
-        mag = _f32_mag_stochastic_fastest(a, R, nbits, mbits, emin)
-    return _f32_finish(u, mag, maxcode, ovf, infres, nanc, signmask, nz)
-
-
-@njit(cache=True)
-def _f32_seeded_block(bits, b0, k0, k1, shift, mode, nbits, mbits, emin, fin, out):
-    """One chunk of :func:`quantize_f32_seeded`, whose first element has flat index ``4 * b0``: one Philox
-    call per four elements, the four encodes written out (a loop LLVM vectorises; the mode test is
-    loop-invariant and hoisted)."""
-    mask = np.uint64(0xFFFFFFFF)
-    n = bits.size
-    nb = n // 4
-    for b in range(nb):
-        ub = np.uint64(b0 + b)
-        w0, w1, w2, w3 = philox4x32_10(ub & mask, ub >> np.uint64(32), np.uint64(0), np.uint64(0), k0, k1)
-        i = 4 * b
-        out[i] = _f32_stochastic_code(np.int64(bits[i]), np.int64(w0 >> shift), mode, nbits, mbits, emin, fin)
-        out[i + 1] = _f32_stochastic_code(np.int64(bits[i + 1]), np.int64(w1 >> shift), mode, nbits, mbits,
-                                          emin, fin)
-        out[i + 2] = _f32_stochastic_code(np.int64(bits[i + 2]), np.int64(w2 >> shift), mode, nbits, mbits,
-                                          emin, fin)
-        out[i + 3] = _f32_stochastic_code(np.int64(bits[i + 3]), np.int64(w3 >> shift), mode, nbits, mbits,
-                                          emin, fin)
-    if n > 4 * nb:  # the last one to three elements of the array
-        ub = np.uint64(b0 + nb)
-        w0, w1, w2, w3 = philox4x32_10(ub & mask, ub >> np.uint64(32), np.uint64(0), np.uint64(0), k0, k1)
-        for j in range(n - 4 * nb):
-            w = w0 if j == 0 else (w1 if j == 1 else w2)
-            i = 4 * nb + j
-            out[i] = _f32_stochastic_code(np.int64(bits[i]), np.int64(w >> shift), mode, nbits, mbits, emin,
-                                          fin)
-
-
-@njit(parallel=True, cache=True)
-def quantize_f32_seeded(bits, p, mode, saturate, k0, k1, nbits, out):
-    """Stochastic modes on float32 input with Philox bits (formats as :func:`quantize_f32`), in parallel
-    chunks of ``CHUNK`` elements."""
-    fin = _finish_params(p, saturate)
-    n = bits.size
-    shift = np.uint64(32 - nbits)
-    K0 = np.uint64(k0)
-    K1 = np.uint64(k1)
-    for c in prange((n + CHUNK - 1) // CHUNK):
-        start = c * CHUNK
-        stop = min(start + CHUNK, n)
-        _f32_seeded_block(bits[start:stop], start // 4, K0, K1, shift, mode, nbits, p[P_MBITS], p[P_EMIN],
-                          fin, out[start:stop])
-    return 0
-
-
 def f32_fast_ok(fmt: Format) -> bool:
     """Whether :func:`quantize_f32` applies to ``fmt``."""
     return (fmt.has_zero and fmt.has_subnormals and fmt.signed and fmt.emin >= -126 and fmt.mbits <= 22
             and fmt.nan != "none" and fmt.bits <= 8)
+
+
+# ---- seeded stochastic rounding of float32 input ---------------------------------------------------
+# Numba widens 32-bit integer arithmetic to 64 bits, which halves the vector width; these intrinsics keep
+# the encoder in 32-bit lanes (wrapping uint32 arithmetic; shift counts must be below 32).
+def _u32_binop(name: str):
+    def impl(typingctx, a, b):  # noqa: ARG001 - numba intrinsic signature
+        if not all(isinstance(t, types.Integer) and t.bitwidth == 32 for t in (a, b)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            return getattr(builder, name)(args[0], args[1])
+
+        return types.uint32(a, b), codegen
+
+    impl.__name__ = f"u32_{name.rstrip('_')}"
+    return intrinsic(impl)
+
+
+u32_add = _u32_binop("add")
+u32_sub = _u32_binop("sub")
+u32_shl = _u32_binop("shl")
+u32_shr = _u32_binop("lshr")
+u32_and = _u32_binop("and_")
+u32_or = _u32_binop("or_")
+u32_xor = _u32_binop("xor")
+
+SEED_CHUNK = 32768  # elements per parallel chunk of quantize_f32_seeded
+SEED_BLOCK = 2048  # elements per Philox-then-encode step inside a chunk (divides SEED_CHUNK and 2**34)
+
+
+@njit(cache=True)
+def _philox_fill(b0, nblocks, k0, k1, buf):
+    """``buf[4*b + j] = word j of philox4x32_10((lo32(b0+b), hi32(b0+b), 0, 0), (k0, k1))`` for
+    ``b < nblocks``, where ``b0`` is a multiple of ``SEED_BLOCK // 4`` (so ``hi32`` is one value).
+    Vectorises over ``b`` in 64-bit lanes; the explicit masks let every product be a 32x32->64 multiply."""
+    mask = np.uint64(0xFFFFFFFF)
+    ub0 = np.uint64(b0)
+    hi = (ub0 >> np.uint64(32)) & mask
+    lo0 = ub0 & mask
+    k0 = k0 & mask
+    k1 = k1 & mask
+    for b in range(nblocks):
+        w0, w1, w2, w3 = philox4x32_10((lo0 + np.uint64(b)) & mask, hi, np.uint64(0), np.uint64(0), k0, k1)
+        buf[4 * b] = np.uint32(w0)
+        buf[4 * b + 1] = np.uint32(w1)
+        buf[4 * b + 2] = np.uint32(w2)
+        buf[4 * b + 3] = np.uint32(w3)
+
+
+@njit(cache=True, inline="always")
+def _f32_seeded_code(u, word, mode, rsh, two_r, mbits, thr, fin):
+    """The code of the float32 with bits ``u`` (uint32) in stochastic mode ``mode`` with random word ``word``
+    (``R = word >> rsh``, ``rsh = 32 - r``, ``two_r = float32(2**r)``), ``thr = emin + 127``.
+
+    All in float32 and uint32, exactly: ``y = |x| * 2**(mbits - max(e, emin))`` is exact (a power-of-two
+    scaling to ``y < 2**(mbits+1)``, see :func:`f32_seeded_ok`), ``k = floor(y)``, ``delta = y - k`` and
+    ``z = delta * 2**r`` are exact, and ``N = RNE(z)`` (stochastic), ``floor(z + 1/2)`` (stochastic_fast:
+    ``floor(delta 2**(r+1)) + 2R + 1 >= 2**(r+1)`` iff ``floor(delta 2**r + 1/2) + R >= 2**r``) or
+    ``floor(z)`` (stochastic_fastest) is an integer ``<= 2**r`` held exactly. Rounding away is
+    ``N + R >= 2**r``, i.e. ``N > (2**r - 1) - R = ~word >> rsh``. Inf input is clamped to the largest
+    finite float32, which overflows every such format and so gives the Inf/saturation code."""
+    maxcode, ovf, infres, nanc, signmask, nz = fin
+    a = u32_and(u, np.uint32(0x7FFFFFFF))
+    af = a if a < np.uint32(0x7F7FFFFF) else np.uint32(0x7F7FFFFF)
+    e32 = u32_shr(af, np.uint32(23))
+    ex32 = e32 if e32 > thr else thr
+    scale = bits_to_f32(u32_shl(u32_sub(u32_add(np.uint32(254), mbits), ex32), np.uint32(23)))
+    y = bits_to_f32(af) * scale
+    kf = np.floor(y)
+    z = (y - kf) * two_r
+    if mode == MODE_STOCHASTIC:
+        nf = np.rint(z)
+    elif mode == MODE_STOCHASTIC_FAST:
+        fz = np.floor(z)
+        nf = fz + (np.float32(1.0) if z - fz >= np.float32(0.5) else np.float32(0.0))
+    else:
+        nf = np.floor(z)
+    away = np.uint32(nf) > u32_shr(u32_xor(word, np.uint32(0xFFFFFFFF)), rsh)
+    mag = u32_add(u32_add(u32_shl(u32_sub(ex32, thr), mbits), np.uint32(kf)),
+                  np.uint32(1) if away else np.uint32(0))
+    mag = ovf if mag > maxcode else mag
+    mag = nanc if a > np.uint32(0x7F800000) else mag
+    sb = signmask if mag != np.uint32(0) else nz
+    return u32_or(mag, sb) if u != a else mag
+
+
+@njit(cache=True)
+def _f32_seeded_encode(bits, words, mode, rsh, two_r, mbits, thr, fin, out):
+    """``out[j]`` for ``j < bits.size``, one loop per mode (LLVM vectorises each in 32-bit lanes)."""
+    if mode == MODE_STOCHASTIC:
+        for j in range(bits.size):
+            out[j] = _f32_seeded_code(bits[j], words[j], MODE_STOCHASTIC, rsh, two_r, mbits, thr, fin)
+    elif mode == MODE_STOCHASTIC_FAST:
+        for j in range(bits.size):
+            out[j] = _f32_seeded_code(bits[j], words[j], MODE_STOCHASTIC_FAST, rsh, two_r, mbits, thr, fin)
+    else:
+        for j in range(bits.size):
+            out[j] = _f32_seeded_code(bits[j], words[j], MODE_STOCHASTIC_FASTEST, rsh, two_r, mbits, thr,
+                                      fin)
+
+
+@njit(cache=True)
+def _f32_seeded_chunk(bits, b0, k0, k1, buf, mode, rsh, two_r, mbits, thr, fin, out):
+    """One chunk of :func:`quantize_f32_seeded` whose first element has flat index ``4 * b0``: for each
+    step of ``buf.size`` elements, the Philox words (into ``buf``, which stays in L1), then the encode."""
+    n = bits.size
+    step = buf.size
+    for s in range(0, n, step):
+        m = min(step, n - s)
+        _philox_fill(b0 + s // 4, (m + 3) // 4, k0, k1, buf)
+        _f32_seeded_encode(bits[s:s + m], buf, mode, rsh, two_r, mbits, thr, fin, out[s:s + m])
+
+
+@njit(parallel=True, cache=True)
+def quantize_f32_seeded(bits, p, mode, saturate, k0, k1, nbits, out):
+    """Stochastic modes on float32 input (``bits`` its int32 or uint32 view) with Philox bits keyed by
+    ``(k0, k1)`` and the flat index (formats of :func:`f32_seeded_ok`), in parallel chunks of
+    ``SEED_CHUNK`` elements; the result depends only on each element's index."""
+    maxcode = np.uint32(p[P_MAXCODE])
+    ovf = np.uint32(p[P_MAXCODE] if saturate else (p[P_INFCODE] if p[P_INFCODE] >= 0 else p[P_NANCODE]))
+    fin = (maxcode, ovf, ovf, np.uint32(p[P_NANCODE]), np.uint32(p[P_SIGNMASK]),
+           np.uint32(p[P_SIGNMASK] if p[P_HASNZ] != 0 else 0))
+    ubits = bits.view(np.uint32)
+    n = bits.size
+    rsh = np.uint32(32 - nbits)
+    two_r = np.float32(2.0 ** nbits)
+    mbits = np.uint32(p[P_MBITS])
+    thr = np.uint32(p[P_EMIN] + 127)
+    K0 = np.uint64(k0)
+    K1 = np.uint64(k1)
+    for c in prange((n + SEED_CHUNK - 1) // SEED_CHUNK):
+        start = c * SEED_CHUNK
+        stop = min(start + SEED_CHUNK, n)
+        buf = np.empty(SEED_BLOCK, np.uint32)
+        _f32_seeded_chunk(ubits[start:stop], start // 4, K0, K1, buf, mode, rsh, two_r, mbits, thr, fin,
+                          out[start:stop])
+    return 0
+
+
+def f32_seeded_ok(fmt: Format) -> bool:
+    """Whether :func:`quantize_f32_seeded` applies to ``fmt``: :func:`f32_fast_ok`, and
+    ``1 <= mbits <= emin + 127`` and ``emin <= mbits`` (so that every scale ``2**(mbits - max(e, emin))`` is
+    a normal float32 and the scaled magnitude is exact)."""
+    return f32_fast_ok(fmt) and 1 <= fmt.mbits <= fmt.emin + 127 and fmt.emin <= fmt.mbits
 
 
 @njit(parallel=True, cache=True)

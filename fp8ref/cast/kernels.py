@@ -610,27 +610,7 @@ u32_and = _u32_binop("and_")
 u32_or = _u32_binop("or_")
 u32_xor = _u32_binop("xor")
 
-SEED_CHUNK = 32768  # elements per parallel chunk of quantize_f32_seeded
-SEED_BLOCK = 2048  # elements per Philox-then-encode step inside a chunk (divides SEED_CHUNK and 2**34)
-
-
-@njit(cache=True)
-def _philox_fill(b0, nblocks, k0, k1, buf):
-    """``buf[4*b + j] = word j of philox4x32_10((lo32(b0+b), hi32(b0+b), 0, 0), (k0, k1))`` for
-    ``b < nblocks``, where ``b0`` is a multiple of ``SEED_BLOCK // 4`` (so ``hi32`` is one value).
-    Vectorises over ``b`` in 64-bit lanes; the explicit masks let every product be a 32x32->64 multiply."""
-    mask = np.uint64(0xFFFFFFFF)
-    ub0 = np.uint64(b0)
-    hi = (ub0 >> np.uint64(32)) & mask
-    lo0 = ub0 & mask
-    k0 = k0 & mask
-    k1 = k1 & mask
-    for b in range(nblocks):
-        w0, w1, w2, w3 = philox4x32_10((lo0 + np.uint64(b)) & mask, hi, np.uint64(0), np.uint64(0), k0, k1)
-        buf[4 * b] = np.uint32(w0)
-        buf[4 * b + 1] = np.uint32(w1)
-        buf[4 * b + 2] = np.uint32(w2)
-        buf[4 * b + 3] = np.uint32(w3)
+SEED_CHUNK = 32768  # elements per parallel chunk of quantize_f32_seeded (a multiple of 4)
 
 
 @njit(cache=True, inline="always")
@@ -670,31 +650,46 @@ def _f32_seeded_code(u, word, mode, rsh, two_r, mbits, thr, fin):
     return u32_or(mag, sb) if u != a else mag
 
 
+@njit(cache=True, inline="always")
+def _f32_seeded_loop(bits, lo0, hi, k0, k1, mode, rsh, two_r, mbits, thr, fin, out):
+    """Elements ``0 .. 4*(bits.size // 4) - 1`` of a chunk whose first element has flat index
+    ``4 * (hi * 2**32 + lo0)``: one Philox call per four elements, the four encodes written out. LLVM
+    vectorises the loop over blocks (Philox in 64-bit lanes, the encodes in 32-bit lanes), and the
+    multiplier-bound Philox rounds overlap with the encodes."""
+    mask = np.uint64(0xFFFFFFFF)
+    for b in range(bits.size // 4):
+        w0, w1, w2, w3 = philox4x32_10((lo0 + np.uint64(b)) & mask, hi, np.uint64(0), np.uint64(0), k0, k1)
+        i = 4 * b
+        out[i] = _f32_seeded_code(bits[i], np.uint32(w0), mode, rsh, two_r, mbits, thr, fin)
+        out[i + 1] = _f32_seeded_code(bits[i + 1], np.uint32(w1), mode, rsh, two_r, mbits, thr, fin)
+        out[i + 2] = _f32_seeded_code(bits[i + 2], np.uint32(w2), mode, rsh, two_r, mbits, thr, fin)
+        out[i + 3] = _f32_seeded_code(bits[i + 3], np.uint32(w3), mode, rsh, two_r, mbits, thr, fin)
+
+
 @njit(cache=True)
-def _f32_seeded_encode(bits, words, mode, rsh, two_r, mbits, thr, fin, out):
-    """``out[j]`` for ``j < bits.size``, one loop per mode (LLVM vectorises each in 32-bit lanes)."""
+def _f32_seeded_chunk(bits, b0, k0, k1, mode, rsh, two_r, mbits, thr, fin, out):
+    """One chunk of :func:`quantize_f32_seeded`; its first element has flat index ``4 * b0``, with ``b0`` a
+    multiple of ``SEED_CHUNK // 4`` (so the high counter word ``hi32(b0 + b)`` is one value in the chunk).
+    One loop per mode; the last one to three elements of the array use the words of one more block."""
+    mask = np.uint64(0xFFFFFFFF)
+    ub0 = np.uint64(b0)
+    hi = (ub0 >> np.uint64(32)) & mask
+    lo0 = ub0 & mask
+    k0 = k0 & mask
+    k1 = k1 & mask
     if mode == MODE_STOCHASTIC:
-        for j in range(bits.size):
-            out[j] = _f32_seeded_code(bits[j], words[j], MODE_STOCHASTIC, rsh, two_r, mbits, thr, fin)
+        _f32_seeded_loop(bits, lo0, hi, k0, k1, MODE_STOCHASTIC, rsh, two_r, mbits, thr, fin, out)
     elif mode == MODE_STOCHASTIC_FAST:
-        for j in range(bits.size):
-            out[j] = _f32_seeded_code(bits[j], words[j], MODE_STOCHASTIC_FAST, rsh, two_r, mbits, thr, fin)
+        _f32_seeded_loop(bits, lo0, hi, k0, k1, MODE_STOCHASTIC_FAST, rsh, two_r, mbits, thr, fin, out)
     else:
-        for j in range(bits.size):
-            out[j] = _f32_seeded_code(bits[j], words[j], MODE_STOCHASTIC_FASTEST, rsh, two_r, mbits, thr,
-                                      fin)
-
-
-@njit(cache=True)
-def _f32_seeded_chunk(bits, b0, k0, k1, buf, mode, rsh, two_r, mbits, thr, fin, out):
-    """One chunk of :func:`quantize_f32_seeded` whose first element has flat index ``4 * b0``: for each
-    step of ``buf.size`` elements, the Philox words (into ``buf``, which stays in L1), then the encode."""
+        _f32_seeded_loop(bits, lo0, hi, k0, k1, MODE_STOCHASTIC_FASTEST, rsh, two_r, mbits, thr, fin, out)
     n = bits.size
-    step = buf.size
-    for s in range(0, n, step):
-        m = min(step, n - s)
-        _philox_fill(b0 + s // 4, (m + 3) // 4, k0, k1, buf)
-        _f32_seeded_encode(bits[s:s + m], buf, mode, rsh, two_r, mbits, thr, fin, out[s:s + m])
+    nb = n // 4
+    if n > 4 * nb:
+        w = philox4x32_10((lo0 + np.uint64(nb)) & mask, hi, np.uint64(0), np.uint64(0), k0, k1)
+        for j in range(n - 4 * nb):
+            i = 4 * nb + j
+            out[i] = _f32_seeded_code(bits[i], np.uint32(w[j]), mode, rsh, two_r, mbits, thr, fin)
 
 
 @njit(parallel=True, cache=True)
@@ -717,8 +712,7 @@ def quantize_f32_seeded(bits, p, mode, saturate, k0, k1, nbits, out):
     for c in prange((n + SEED_CHUNK - 1) // SEED_CHUNK):
         start = c * SEED_CHUNK
         stop = min(start + SEED_CHUNK, n)
-        buf = np.empty(SEED_BLOCK, np.uint32)
-        _f32_seeded_chunk(ubits[start:stop], start // 4, K0, K1, buf, mode, rsh, two_r, mbits, thr, fin,
+        _f32_seeded_chunk(ubits[start:stop], start // 4, K0, K1, mode, rsh, two_r, mbits, thr, fin,
                           out[start:stop])
     return 0
 

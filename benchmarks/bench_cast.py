@@ -12,12 +12,14 @@ E4M3 and its subnormals occur). For 2 threads and 1 thread it prints the best ti
                                                    ours vs ``np.take`` on a 256-entry table (>= 3x)
     seeded stochastic vs our nearest-even:        >= 0.5x
 
-A ratio is (peer time) / (our time): above 1 means fp8ref is faster. Writes nothing.
+A ratio is (peer time) / (our time): above 1 means fp8ref is faster. It also prints the load average,
+since other processes on the machine distort the figures. Writes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 
@@ -67,6 +69,7 @@ def main() -> None:
     if torch is not None:  # the peers must agree with us before they are timed
         assert np.array_equal(ct.view(torch.uint8).numpy(), codes)
 
+    load_start = os.getloadavg()[0]
     rows: list[tuple[str, str, float, str, float, float, str]] = []
 
     def pair(threads: int, op: str, ours: Callable[[], object], peer_name: str, peer: Callable[[], object],
@@ -95,6 +98,8 @@ def main() -> None:
     print(f"fp8ref cast benchmark: n = 2**{args.log2n} float32, best of {args.repeat} alternating runs "
           f"(numba {numba.__version__}, ml_dtypes {ml_dtypes.__version__}"
           + (f", torch {torch.__version__}" if torch is not None else ", torch not installed") + ")")
+    print(f"load average (1 min) {load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end "
+          f"({os.cpu_count()} CPUs): other processes slow the 2-thread figures")
     head = ("thr", "operation", "ours ms", "peer", "peer ms", "ratio", "target")
     fmt = "{:>3}  {:<25} {:>8}  {:<26} {:>8}  {:>7}  {:>7}"
     print(fmt.format(*head))

@@ -27,6 +27,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -146,13 +147,13 @@ class Format:
         return self.mant_mask
 
     # ---- derived values -----------------------------------------------------------------------
-    @property
+    @cached_property
     def max_exact(self) -> Fraction:
         return Fraction((1 << self.mbits) + self.top_mantissa, 1 << self.mbits) * _pow2(self.emax)
 
-    @property
+    @cached_property
     def max(self) -> float:
-        """Largest finite value."""
+        """Largest finite value (computed once per format)."""
         return float(self.max_exact)
 
     @property

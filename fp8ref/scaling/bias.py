@@ -11,7 +11,6 @@ floor is taken from the exponents and significands of the two operands instead (
 from __future__ import annotations
 
 import math
-from functools import cache
 from typing import Any
 
 import numpy as np
@@ -44,11 +43,6 @@ def floor_log2_ratio(num: float, den: np.ndarray | float) -> np.ndarray:
     return (np.int64(e_n) - e_d.astype(np.int64) - (m_n < m_d).astype(np.int64)).astype(np.int64)
 
 
-@cache
-def _max(fmt: Format) -> float:
-    return fmt.max
-
-
 def scale_bias(amax: Any, fmt: Format | str, *, margin: int = 0,
                bounds: tuple[int, int] = (-31, 31)) -> Any:
     """The paper's scaling bias: ``clip(floor(log2(fmt.max / amax)) - margin, *bounds)``.
@@ -77,7 +71,7 @@ def scale_bias(amax: Any, fmt: Format | str, *, margin: int = 0,
             raise ValueError(f"amax must be non-negative, got {amax!r}")
         if a == 0:
             return hi
-        m_n, e_n = math.frexp(_max(fmt))
+        m_n, e_n = math.frexp(fmt.max)
         m_d, e_d = math.frexp(a)
         return min(max(e_n - e_d - (1 if m_n < m_d else 0) - margin, lo), hi)
     scalar = np.ndim(amax) == 0
@@ -91,7 +85,7 @@ def scale_bias(amax: Any, fmt: Format | str, *, margin: int = 0,
         raise ValueError(f"amax must be non-negative, got {amax!r}")
     zero = a == 0
     safe = np.where(zero, 1.0, a)
-    sb = floor_log2_ratio(_max(fmt), safe) - margin
+    sb = floor_log2_ratio(fmt.max, safe) - margin
     sb = np.where(zero, hi, np.clip(sb, lo, hi)).astype(np.int32)
     return int(sb) if scalar else sb
 

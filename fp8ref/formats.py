@@ -149,7 +149,7 @@ class Format:
     # ---- derived values -----------------------------------------------------------------------
     @cached_property
     def max_exact(self) -> Fraction:
-        return Fraction((1 << self.mbits) + self.top_mantissa, 1 << self.mbits) * _pow2(self.emax)
+        return Fraction((1 << self.mbits) + self.top_mantissa, 1 << self.mbits) * pow2(self.emax)
 
     @cached_property
     def max(self) -> float:
@@ -242,9 +242,9 @@ class Format:
         if kind == "zero":
             return Fraction(0)
         if kind == "subnormal":
-            v = Fraction(m) * _pow2(self.emin - self.mbits)
+            v = Fraction(m) * pow2(self.emin - self.mbits)
         else:
-            v = Fraction((1 << self.mbits) | m) * _pow2(e - self.bias - self.mbits)
+            v = Fraction((1 << self.mbits) | m) * pow2(e - self.bias - self.mbits)
         return -v if negative else v
 
     def decode(self, code: int) -> float:
@@ -276,8 +276,8 @@ class Format:
         a = abs(f)
         if a > self.max_exact or a < Fraction(self.min_subnormal):
             return False
-        e = max(_floor_log2(a), self.emin)
-        q = a / _pow2(e - self.mbits)
+        e = max(floor_log2(a), self.emin)
+        q = a / pow2(e - self.mbits)
         return q.denominator == 1
 
     def _check_code(self, code: int) -> int:
@@ -290,14 +290,15 @@ class Format:
         return self.name
 
 
-def _pow2(e: int) -> Fraction:
+def pow2(e: int) -> Fraction:
+    """``2**e`` as an exact Fraction, for any integer ``e`` (the exact helpers of every oracle)."""
     return Fraction(1 << e) if e >= 0 else Fraction(1, 1 << -e)
 
 
-def _floor_log2(a: Fraction) -> int:
-    """floor(log2(a)) for a positive Fraction, exactly."""
+def floor_log2(a: Fraction) -> int:
+    """``floor(log2(a))`` for a positive Fraction, exactly."""
     e = a.numerator.bit_length() - a.denominator.bit_length()
-    if _pow2(e) > a:
+    if pow2(e) > a:
         e -= 1
     return e
 

@@ -15,20 +15,7 @@ import math
 from collections.abc import Sequence
 from fractions import Fraction
 
-from fp8ref.formats import Format
-
-
-def pow2(e: int) -> Fraction:
-    """``2**e`` as an exact Fraction (any integer ``e``)."""
-    return Fraction(1 << e) if e >= 0 else Fraction(1, 1 << -e)
-
-
-def floor_log2(a: Fraction) -> int:
-    """``floor(log2(a))`` for a positive Fraction, exactly."""
-    e = a.numerator.bit_length() - a.denominator.bit_length()
-    if pow2(e) > a:
-        e -= 1
-    return e
+from fp8ref.formats import Format, floor_log2, pow2
 
 
 def exponent(x: Fraction, emin: int) -> int:

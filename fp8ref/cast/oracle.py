@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from fp8ref.formats import Format
+from fp8ref.formats import Format, floor_log2, pow2
 
 ROUNDING_MODES: tuple[str, ...] = (
     "nearest_even",
@@ -34,17 +34,6 @@ class NotRepresentableError(ValueError):
     """The input has no encoding in a format without NaN (NaN input, or overflow without saturation)."""
 
 
-def _pow2(e: int) -> Fraction:
-    return Fraction(1 << e) if e >= 0 else Fraction(1, 1 << -e)
-
-
-def _floor_log2(a: Fraction) -> int:
-    e = a.numerator.bit_length() - a.denominator.bit_length()
-    if _pow2(e) > a:
-        e -= 1
-    return e
-
-
 def _rne(v: Fraction) -> int:
     """Round a non-negative Fraction to the nearest integer, ties to even."""
     f = math.floor(v)
@@ -55,12 +44,12 @@ def _rne(v: Fraction) -> int:
 def _magnitude_code(fmt: Format, v: Fraction) -> int:
     """Code (without sign) of a positive value of ``fmt``; the exponent may run past the top binade
     (then the result is larger than ``fmt.max_code``)."""
-    if fmt.has_zero and v < _pow2(fmt.emin):  # subnormal
-        q = v / _pow2(fmt.emin - fmt.mbits)
+    if fmt.has_zero and v < pow2(fmt.emin):  # subnormal
+        q = v / pow2(fmt.emin - fmt.mbits)
         assert q.denominator == 1
         return int(q)
-    e = _floor_log2(v)
-    mant = v / _pow2(e - fmt.mbits) - (1 << fmt.mbits)
+    e = floor_log2(v)
+    mant = v / pow2(e - fmt.mbits) - (1 << fmt.mbits)
     assert mant.denominator == 1 and 0 <= mant < (1 << fmt.mbits)
     return ((e + fmt.bias) << fmt.mbits) | int(mant)
 
@@ -126,12 +115,12 @@ def round_exact(
         k, q = 0, fmt.emin
         away = False
     else:
-        e = _floor_log2(a)
+        e = floor_log2(a)
         if e < fmt.emin and not fmt.has_subnormals:
             q = fmt.emin  # neighbours are 0 and min_normal
         else:
             q = max(e, fmt.emin) - fmt.mbits
-        t = a / _pow2(q)
+        t = a / pow2(q)
         k = math.floor(t)
         delta = t - k
         if fmt.mbits > 0:
@@ -159,7 +148,7 @@ def round_exact(
             case _:  # pragma: no cover - guarded above
                 raise AssertionError(rounding)
 
-    v = (k + int(away)) * _pow2(q)
+    v = (k + int(away)) * pow2(q)
     if v == 0:
         if not fmt.has_zero:
             # zero input: no value; a nonzero input that rounds to zero underflows to the smallest value

@@ -12,18 +12,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from fp8ref.formats import Format
-
-
-def _pow2(e: int) -> Fraction:
-    return Fraction(1 << e) if e >= 0 else Fraction(1, 1 << -e)
-
-
-def _floor_log2(a: Fraction) -> int:
-    e = a.numerator.bit_length() - a.denominator.bit_length()
-    if _pow2(e) > a:
-        e -= 1
-    return e
+from fp8ref.formats import Format, floor_log2, pow2
 
 
 def round_exact(x: Fraction, fmt: Format) -> float:
@@ -33,8 +22,8 @@ def round_exact(x: Fraction, fmt: Format) -> float:
     if x == 0:
         return 0.0
     a = abs(x)
-    e = max(_floor_log2(a), fmt.emin)
-    q = _pow2(e - fmt.mbits)
+    e = max(floor_log2(a), fmt.emin)
+    q = pow2(e - fmt.mbits)
     n = a / q
     fl = n.numerator // n.denominator
     rem = n - fl

@@ -13,24 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from fp8ref.formats import FP32, FP64, Format
-
-
-def _pow2(e: int) -> Fraction:
-    return Fraction(1 << e) if e >= 0 else Fraction(1, 1 << -e)
-
-
-def floor_log2(a: Fraction) -> int:
-    """``floor(log2(a))`` for a positive Fraction, exactly."""
-    e = a.numerator.bit_length() - a.denominator.bit_length()
-    if _pow2(e) > a:
-        e -= 1
-    return e
+from fp8ref.formats import FP32, FP64, Format, floor_log2, pow2
 
 
 def ceil_log2(a: Fraction) -> int:
     e = floor_log2(a)
-    return e if _pow2(e) == a else e + 1
+    return e if pow2(e) == a else e + 1
 
 
 def round_to(v: Fraction | float, fmt: Format = FP32) -> float:
@@ -87,7 +75,7 @@ def current_scale_exact(amax: float, fmt: Format, eps: float = 0.0, power_of_2: 
         if math.isinf(q) or q == 0:
             raise FloatingPointError("non-finite scale")
     if power_of_2:
-        q = float(_pow2(floor_log2(Fraction(q))))
+        q = float(pow2(floor_log2(Fraction(q))))
     return q
 
 
@@ -120,9 +108,9 @@ def mx_code_exact(amax: float, fmt: Format, rule: str) -> int:
     elif rule == "EVEN":
         a = Fraction(amax)
         k = floor_log2(a)
-        unit = _pow2(k - fmt.mbits)
+        unit = pow2(k - fmt.mbits)
         r = math.floor(a / unit + Fraction(1, 2)) * unit  # halves up (away from zero)
-        if r >= _pow2(128):
+        if r >= pow2(128):
             return 255
         e = floor_log2(r) - emax
     else:

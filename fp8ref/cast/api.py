@@ -164,27 +164,8 @@ def quantize(x: Any, fmt: Any, *, rounding: str = "nearest_even", saturate: bool
     flat = res.reshape(-1)
     src = np.ascontiguousarray(a).reshape(-1)
     if flat.size:
-        if src.dtype == np.float32 and k.f32_fast_ok(f) and (s is None or k.f32_seeded_ok(f)):
-            b32 = src.view(np.int32)
-            if s is not None:
-                nerr = k.quantize_f32_seeded(b32, p, mode, sat, s & 0xFFFFFFFF, s >> 32, r, flat)
-            elif rbits is not None:
-                nerr = k.quantize_f32_stochastic(b32, p, mode, sat, rbits, r, flat)
-            elif mode == 0:
-                nerr = k.quantize_f32_rne(src, b32, p, sat, flat)
-            else:
-                nerr = k.quantize_f32(b32, p, mode, sat, flat)
-        elif rbits is None and s is None and mode == 0 and k.f64_fast_ok(f):
-            src64 = src.astype(np.float64, copy=False)
-            nerr = k.quantize_f64_rne(src64, src64.view(np.int64), p, sat, flat)
-        else:
-            b64 = src.astype(np.float64, copy=False).view(np.int64)
-            if s is not None:
-                nerr = k.quantize_f64_seeded(b64, p, mode, sat, s & 0xFFFFFFFF, s >> 32, r, flat)
-            elif rbits is not None:
-                nerr = k.quantize_f64_srbits(b64, p, mode, sat, rbits, r, flat)
-            else:
-                nerr = k.quantize_f64(b64, p, mode, sat, flat)
+        with k.threads_for(flat.size), np.errstate(invalid="ignore"):  # NaN float16 -> float64 warns
+            nerr = _encode(k, src, f, p, mode, sat, rbits, r, s, flat)
         if nerr:
             raise ValueError(f"{nerr} element(s) of x have no encoding in {f.name}, which has no NaN: "
                              "NaN input, or overflow with saturate=False")
@@ -193,6 +174,33 @@ def quantize(x: Any, fmt: Any, *, rounding: str = "nearest_even", saturate: bool
     if not direct:
         out.view(res.dtype)[...] = res
     return out
+
+
+def _encode(k: Any, src: np.ndarray, f: Format, p: tuple[int, ...], mode: int, sat: bool,
+            rbits: np.ndarray | None, r: int, s: int | None, flat: np.ndarray) -> int:
+    """Run the kernel that fits the input dtype, format and mode into ``flat``; returns the number of
+    elements that have no encoding (formats without NaN)."""
+    if src.dtype == np.float32 and k.f32_fast_ok(f) and (s is None or k.f32_seeded_ok(f)):
+        b32 = src.view(np.int32)
+        if s is not None:
+            return k.quantize_f32_seeded(b32, p, mode, sat, s & 0xFFFFFFFF, s >> 32, r, flat)
+        elif rbits is not None:
+            return k.quantize_f32_stochastic(b32, p, mode, sat, rbits, r, flat)
+        elif mode == 0:
+            return k.quantize_f32_rne(src, b32, p, sat, flat)
+        else:
+            return k.quantize_f32(b32, p, mode, sat, flat)
+    elif rbits is None and s is None and mode == 0 and k.f64_fast_ok(f):
+        src64 = src.astype(np.float64, copy=False)
+        return k.quantize_f64_rne(src64, src64.view(np.int64), p, sat, flat)
+    else:
+        b64 = src.astype(np.float64, copy=False).view(np.int64)
+        if s is not None:
+            return k.quantize_f64_seeded(b64, p, mode, sat, s & 0xFFFFFFFF, s >> 32, r, flat)
+        elif rbits is not None:
+            return k.quantize_f64_srbits(b64, p, mode, sat, rbits, r, flat)
+        else:
+            return k.quantize_f64(b64, p, mode, sat, flat)
 
 
 @lru_cache(maxsize=64)
@@ -237,7 +245,8 @@ def dequantize(codes: Any, fmt: Any, *, dtype: Any = np.float32) -> np.ndarray:
     if res.size:
         from fp8ref.cast import kernels as k
 
-        k.decode_table(np.ascontiguousarray(c).reshape(-1), table, res.reshape(-1))
+        with k.threads_for(res.size):
+            k.decode_table(np.ascontiguousarray(c).reshape(-1), table, res.reshape(-1))
     return res
 
 

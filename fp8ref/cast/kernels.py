@@ -35,6 +35,9 @@ fused kernel still rounds once.)
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
@@ -52,6 +55,23 @@ MODE_TOWARD_POSITIVE, MODE_TOWARD_NEGATIVE = 3, 4
 MODE_STOCHASTIC, MODE_STOCHASTIC_FAST, MODE_STOCHASTIC_FASTEST = 5, 6, 7
 
 CHUNK = 4096  # elements per parallel chunk of the float32 stochastic kernels (a multiple of 4)
+
+
+SMALL = 1 << 17  # below this many elements a parallel launch costs more than it saves
+
+
+@contextmanager
+def threads_for(n: int):
+    """Run the kernels called inside on one thread when ``n`` (elements) is small."""
+    if n >= SMALL:
+        yield
+        return
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
 
 
 def format_params(fmt: Format) -> tuple[int, ...]:

@@ -9,29 +9,10 @@ reductions vectorise, so this pass runs at memory speed.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-import numba
 import numpy as np
 from numba import njit, prange
 
-from fp8ref.cast.kernels import bits_to_f32, f32_to_bits
-
-SMALL = 1 << 17  # below this many elements a parallel launch costs more than it saves
-
-
-@contextmanager
-def threads_for(n: int):
-    """Run the kernels called inside on one thread when ``n`` (elements) is small."""
-    if n >= SMALL:
-        yield
-        return
-    old = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
+from fp8ref.cast.kernels import SMALL, bits_to_f32, f32_to_bits, threads_for  # noqa: F401 - re-exported
 
 
 @njit(cache=True, parallel=True)

@@ -171,11 +171,20 @@ def _ieee_add_bits(x: float, y: float, frac_bits: int, emin: int, emax: int) -> 
 
 def bfma_chain(model, a: Sequence[float], b: Sequence[float], c: float) -> float:
     """A :class:`~fp8ref.accum.BlockFMA` chained over the whole vector: blocks of ``nfma`` consecutive
-    elements, each block's rounded result is the next block's accumulator input."""
+    elements (after the ``k_order`` permutation), each block's rounded result is the next block's accumulator
+    input; with ``c_mode="last"`` the chain starts from +0 and ``c`` is added to its result at the end."""
     n = len(a)
-    d = c
+    if model.k_order is not None:  # products enter the blocks in the order k_order (chunk by chunk)
+        m = len(model.k_order)
+        idx = [k0 + p for k0 in range(0, n, m) for p in model.k_order if k0 + p < n]
+        a = [a[i] for i in idx]
+        b = [b[i] for i in idx]
+    last = model.c_mode == "last"
+    d = 0.0 if last else c
     for k0 in range(0, n, model.nfma):
         d = bfma_block(a[k0:k0 + model.nfma], b[k0:k0 + model.nfma], d, **model._block_kwargs())
+    if last:  # c_mode "last": the chain starts from +0, c is added once at the end (IEEE RNE addition)
+        d = _ieee_add_bits(d, c, model.out_frac_bits, model.out_format.emin, model.out_format.emax)
     return d
 
 

@@ -128,6 +128,21 @@ def _add_round(x, y, mbits, emin, emax):
     return _round_pair(s, err, mbits, emin, emax)
 
 
+@njit(cache=True)
+def _add_round_flat(x, y, mbits, emin, emax):
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = _add_round(x[i], y[i], mbits, emin, emax)
+    return out
+
+
+def add_round_arrays(x: np.ndarray, y: np.ndarray, mbits: int, emin: int, emax: int) -> np.ndarray:
+    """Element-wise IEEE ``RN(x + y)`` to ``mbits`` fraction bits in ``[emin, emax]`` (``c_mode="last"``)."""
+    xf = np.ascontiguousarray(x, dtype=np.float64)
+    yf = np.ascontiguousarray(np.broadcast_to(np.asarray(y, dtype=np.float64), xf.shape))
+    return _add_round_flat(xf.ravel(), yf.ravel(), int(mbits), int(emin), int(emax)).reshape(xf.shape)
+
+
 # --------------------------------------------------------------------------------------------------
 # block FMA
 @njit(cache=True, inline="always")

@@ -16,7 +16,7 @@ from fp8ref.formats import BF16, E4M3, FP16, FP32, Format
 from fp8ref.formats import format as _resolve_format
 
 ROUNDINGS = ("rz", "rne")
-C_MODES = ("aligned", "separate")
+C_MODES = ("aligned", "separate", "last")
 # the formats a model may take as inputs / produce: IEEE-like, <= 24-bit significand and <= 8 exponent bits,
 # so that every value and every product of two values is exact in float64
 _MAX_IN_PRECISION = 24
@@ -143,6 +143,15 @@ class BlockFMA:
     (``rounding``), then added to the accumulator input with one IEEE round-to-nearest-even addition to
     ``out_frac_bits`` fraction bits.
 
+    ``c_mode="last"`` (H100/H200/B200 FP8 with fp16 output): the blocks are chained from an accumulator of
+    0 (each aligned and rounded as in ``"aligned"``); the accumulator input is added to the chain's result at
+    the end with one IEEE round-to-nearest-even addition to ``out_frac_bits`` fraction bits.
+
+    ``k_order`` (``None`` = natural order): a permutation of ``range(m)`` applied to every consecutive chunk
+    of ``m`` elements before the blocks are formed (the products enter the blocks in the order
+    ``k0 + k_order[0], k0 + k_order[1], ...``); a last partial chunk of ``r < m`` elements takes the entries
+    of ``k_order`` below ``r`` in the same order.
+
     ``in_format`` / ``in_format_b`` give the operand formats (subnormal operands keep the exponent
     ``emin`` of their format when aligned); ``in_format_b=None`` means the same as ``in_format``.
     ``confirmed=False`` marks a best-known model that measurements do not (fully) reproduce.
@@ -157,6 +166,7 @@ class BlockFMA:
     out_format: Format = FP32
     in_format_b: Format | None = None
     c_mode: str = "aligned"
+    k_order: tuple[int, ...] | None = None
     name: str = field(default="", compare=False)
     confirmed: bool = field(default=True, compare=False)
     source: str = field(default="", compare=False, repr=False)
@@ -164,6 +174,15 @@ class BlockFMA:
     def __post_init__(self) -> None:
         if self.c_mode not in C_MODES:
             raise ValueError(f"c_mode must be one of {C_MODES}, got {self.c_mode!r}")
+        if self.k_order is not None:
+            try:
+                ko = tuple(int(i) for i in self.k_order)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"k_order must be None or a permutation of range(m), got {self.k_order!r}") \
+                    from exc
+            if not ko or sorted(ko) != list(range(len(ko))):
+                raise ValueError(f"k_order must be None or a permutation of range(m), got {self.k_order!r}")
+            object.__setattr__(self, "k_order", ko)
         for attr in ("nfma", "frac_bits", "out_frac_bits"):
             v = getattr(self, attr)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
@@ -202,6 +221,8 @@ class BlockFMA:
         ins = self.in_format.name + (f"x{self.format_b.name}" if self.in_format_b is not None else "")
         floor = "none" if self.e_floor is None else str(self.e_floor)
         cm = "" if self.c_mode == "aligned" else f", c_mode={self.c_mode}"
+        if self.k_order is not None:
+            cm += f", k_order={list(self.k_order)}"
         s = (f"BlockFMA(nfma={self.nfma}, frac_bits={self.frac_bits}, out_frac_bits={self.out_frac_bits}, "
              f"rounding={self.rounding}, e_floor={floor}{cm}, in={ins}, out={self.out_format.name})")
         if self.name:
@@ -238,6 +259,19 @@ class BlockFMA:
         A, B, cv = _dot_args(self, a, b, c)
         return exact.bfma_chain(self, A[0].tolist(), B[:, 0].tolist(), cv)
 
+    def k_permutation(self, k: int) -> np.ndarray:
+        """The order in which the ``k`` products enter the blocks (``k_order`` applied chunk by chunk)."""
+        if self.k_order is None:
+            return np.arange(k)
+        m = len(self.k_order)
+        idx = [k0 + p for k0 in range(0, k, m) for p in self.k_order if k0 + p < k]
+        return np.array(idx, dtype=np.int64)
+
+    def _last_c(self, d: np.ndarray, c: np.ndarray) -> np.ndarray:
+        from fp8ref.accum import kernels
+
+        return kernels.add_round_arrays(d, c, self.out_frac_bits, self.out_format.emin, self.out_format.emax)
+
     def gemm(self, A: Any, B: Any, C: Any = None) -> np.ndarray:
         A, B, C = _gemm_args(self, A, B, C)
         return self._gemm_checked(A, B, C)
@@ -247,11 +281,25 @@ class BlockFMA:
         A, B, c = _dots_args(self, A, B, c)
         from fp8ref.accum import kernels
 
+        if self.k_order is not None:
+            perm = self.k_permutation(A.shape[1])
+            A, B = np.ascontiguousarray(A[:, perm]), np.ascontiguousarray(B[:, perm])
+        if self.c_mode == "last":
+            d = kernels.bfma_dots(A, B, np.zeros_like(c), self._kernel_params(), self.in_format,
+                                  self.format_b)
+            return self._last_c(d, c)
         return kernels.bfma_dots(A, B, c, self._kernel_params(), self.in_format, self.format_b)
 
     def _gemm_checked(self, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:
         from fp8ref.accum import kernels
 
+        if self.k_order is not None:
+            perm = self.k_permutation(A.shape[1])
+            A, B = np.ascontiguousarray(A[:, perm]), np.ascontiguousarray(B[perm, :])
+        if self.c_mode == "last":
+            d = kernels.bfma_gemm(A, B, np.zeros_like(C), self._kernel_params(), self.in_format,
+                                  self.format_b)
+            return self._last_c(d, C)
         return kernels.bfma_gemm(A, B, C, self._kernel_params(), self.in_format, self.format_b)
 
 
@@ -272,6 +320,9 @@ class Promoted:
     def __post_init__(self) -> None:
         if not isinstance(self.inner, BlockFMA):
             raise TypeError(f"inner must be a BlockFMA, got {type(self.inner).__name__}")
+        if self.inner.c_mode == "last" or self.inner.k_order is not None:
+            raise ValueError("inner: Promoted takes a BlockFMA with c_mode 'aligned' or 'separate' and no "
+                             "k_order")
         if not isinstance(self.every, (int, np.integer)) or isinstance(self.every, bool) or self.every < 1:
             raise ValueError(f"every must be a positive int, got {self.every!r}")
         object.__setattr__(self, "acc_format", _fmt(self.acc_format, "acc_format"))

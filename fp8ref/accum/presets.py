@@ -32,7 +32,15 @@ class _Row:
     source: str
     confirmed: bool = True
     c_mode: str = "aligned"
+    k_order: tuple[int, ...] | None = None
 
+
+# mma.sync m16n8k32 FP8 -> fp16 on H100/H200/B200 runs as two k16 fp16 block FMAs: the first takes the
+# pairs k = 0,1, 4,5, 8,9, ... (bit 1 of k clear), the second k = 2,3, 6,7, ... (docs/accumulation.md §5)
+K32_PAIRS_ORDER = tuple(k for k in range(32) if not k & 2) + tuple(k for k in range(32) if k & 2)
+_FP8_F16 = ("FP8 -> fp16 mma.sync (fp8ref hwcheck, docs/accumulation.md §5): the operands as fp16, two k16 "
+            "fp16 block FMAs (NFMA 16, F 25, RNE; pairs k=4j,4j+1 first, then k=4j+2,4j+3) chained from 0, "
+            "then one fp16 RNE addition of c; reproduces every E4M3/E5M2 fp16-output measurement")
 
 # (family, input class, output) -> parameters. Input classes: "half" = fp16/bf16, "tf32", "fp8".
 # fp16 output exists for fp16 inputs and (unconfirmed) FP8 inputs only.
@@ -54,9 +62,8 @@ _TABLE: dict[tuple[str, str, str], _Row] = {
     ("hopper", "tf32", "fp32"): _Row(8, 25, 23, "rz", -133, _MTC + "H100TC.m / H200TC.m"),
     ("hopper", "fp8", "fp32"): _Row(32, 13, 13, "rz", -133, _MTC + "H100TC.m (wgmma, e8m13 output); "
                                     "MMA-Sim; SageAttention2; DeepSeek-V3 §3.3.2"),
-    ("hopper", "fp8", "fp16"): _Row(32, 25, 10, "rne", -133, "best found: products at F>=16 rounded to fp16, "
-                                    "then an fp16 RNE addition of c; about 80 % of the H100/H200 fp16-output "
-                                    "measurements (mma.sync)", confirmed=False, c_mode="separate"),
+    ("hopper", "fp8", "fp16"): _Row(16, 25, 10, "rne", -21, _FP8_F16 + " of H100 and H200", c_mode="last",
+                                    k_order=K32_PAIRS_ORDER),
     ("blackwell", "half", "fp32"): _Row(16, 25, 23, "rz", -133, _MTC + "B200TC.m"),
     ("blackwell", "fp16", "fp16"): _Row(16, 25, 10, "rne", -21, _MTC + "B200TC.m"),
     ("blackwell", "tf32", "fp32"): _Row(8, 25, 23, "rz", -133, _MTC + "B200TC.m"),
@@ -64,9 +71,8 @@ _TABLE: dict[tuple[str, str, str], _Row] = {
         32, 25, 23, "rz", -133, "fp8ref (docs/accumulation.md §5): the k32 products summed at F=25 and "
         "rounded toward zero, then one fp32 RNE addition of c; reproduces every B200 E4M3/E5M2 measurement "
         "(published B200TC/B200TCRN models: 64 %/94 %)", c_mode="separate"),
-    ("blackwell", "fp8", "fp16"): _Row(
-        32, 25, 10, "rne", -133, "best found: products at F=25 rounded to fp16, then fp16 RNE addition of c; "
-        "about 80 % of the B200 fp16-output measurements", confirmed=False, c_mode="separate"),
+    ("blackwell", "fp8", "fp16"): _Row(16, 25, 10, "rne", -21, _FP8_F16 + " of B200", c_mode="last",
+                                       k_order=K32_PAIRS_ORDER),
 }
 
 _FAMILY = {"V100": "volta", "A100": "ampere", "A2": "ampere", "Ada": "ada", "L40S": "ada", "H100": "hopper",
@@ -106,7 +112,7 @@ def tensor_core(gpu: str, in_format: Format | str, out_format: Format | str = "f
 
     ``gpu``: V100, A100, A2, Ada, L40S, H100, H200, B200 (case-insensitive); ``in_format``: fp16, bf16,
     tf32, E4M3, E5M2; ``out_format``: fp32 or fp16. Combinations the GPU does not have raise ``ValueError``.
-    B200 FP8 and FP8 inputs with fp16 output are best-known models with ``confirmed=False``.
+    Every model of the table reproduces the published measurements of its GPU (``confirmed=True``).
     """
     g = _gpu_key(gpu)
     fin, iname = _in_key(in_format)
@@ -127,8 +133,8 @@ def tensor_core(gpu: str, in_format: Format | str, out_format: Format | str = "f
         raise ValueError(f"{g}: no model for {iname} inputs with {oname} output")
     row = _TABLE[key]
     return BlockFMA(row.nfma, row.frac_bits, row.out_frac_bits, row.rounding, row.e_floor, in_format=fin,
-                    out_format=fout, c_mode=row.c_mode, name=f"{g}-{iname}-{oname}", confirmed=row.confirmed,
-                    source=row.source)
+                    out_format=fout, c_mode=row.c_mode, k_order=row.k_order, name=f"{g}-{iname}-{oname}",
+                    confirmed=row.confirmed, source=row.source)
 
 
 def _presets() -> dict[str, object]:

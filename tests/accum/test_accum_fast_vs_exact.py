@@ -15,7 +15,7 @@ from .helpers import all_models, random_vectors, same
 
 MODELS = all_models()
 EXTRA = [
-    ("promoted-every-64-fp16out", accum.Promoted(accum.tensor_core("H100", "E4M3", "fp16"), every=64)),
+    ("promoted-every-64-fp16out", accum.Promoted(accum.tensor_core("Ada", "E4M3", "fp16"), every=64)),
     ("promoted-every-48-bf16acc",
      accum.Promoted(accum.tensor_core("Ada", "E5M2"), every=48, acc_format="bf16")),
     ("promoted-b200-every-64", accum.Promoted(accum.tensor_core("B200", "E4M3"), every=64)),

@@ -8,28 +8,22 @@ import sys
 from fp8ref.accum import hwcheck
 from fp8ref.cli import main
 
-UNEXPLAINED = {("H100", "E4M3", "fp16"), ("H100", "E5M2", "fp16"), ("H200", "E4M3", "fp16"),
-               ("H200", "E5M2", "fp16"), ("B200", "E4M3", "fp16"), ("B200", "E5M2", "fp16")}
-
 
 def test_hwcheck_every_modelled_set_matches(hwdata_dir):
     results = hwcheck.run(hwdata_dir, max_mismatches=2)
     assert len(results) == 48
     for r in results:
         key = (r.gpu, r.fmt, r.out)
-        if key in UNEXPLAINED:
-            assert not r.confirmed, key
-            assert r.matched < r.total, key  # still open: an unconfirmed model that fits would be news
-        else:
-            assert r.confirmed and r.matched == r.total == 5000, (key, r.matched, r.total, r.mismatches)
+        assert r.confirmed and r.matched == r.total == 5000, (key, r.matched, r.total, r.mismatches)
     text = hwcheck.report(results)
-    assert "0 modelled set(s) failing" in text
+    assert "0 modelled set(s) failing" in text and "48 reproduced 100 %" in text
 
 
 def test_hwcheck_cli_exit_status(hwdata_dir, capsys, tmp_path):
     assert main(["hwcheck", str(hwdata_dir), "--limit", "200"]) == 0
     out = capsys.readouterr().out
-    assert "UNEXPLAINED" in out and "B200  E4M3  fp32      200/200" in out
+    assert "UNEXPLAINED" not in out and "B200  E4M3  fp32      200/200" in out
+    assert "H100  E4M3  fp16      200/200" in out and "0 unexplained" in out
     # a folder whose measurements disagree with the model fails
     bad = tmp_path / "A100" / "fp16"
     bad.mkdir(parents=True)

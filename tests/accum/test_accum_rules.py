@@ -214,8 +214,8 @@ def test_tensor_core_table_and_unsupported():
     assert accum.tensor_core("h100", "e4m3").frac_bits == 13
     assert accum.tensor_core("A100", "fp16", "fp16").out_frac_bits == 10
     assert accum.tensor_core("B200", "E4M3").confirmed
-    assert not accum.tensor_core("H100", "E4M3", "fp16").confirmed
-    assert not accum.tensor_core("B200", "E5M2", "fp16").confirmed
+    assert accum.tensor_core("H100", "E4M3", "fp16").confirmed
+    assert accum.tensor_core("B200", "E5M2", "fp16").c_mode == "last"
     for args in (("V100", "bf16"), ("A100", "E4M3"), ("H100", "bf16", "fp16"), ("P100", "fp16"),
                  ("H100", "fp32"), ("H100", "fp16", "bf16")):
         with pytest.raises(ValueError):

@@ -27,7 +27,7 @@ from fp8ref.matmul.inputs import tables
 
 MANTISSA = 53  # float64 significand bits
 _PARALLEL = 1 << 20  # elements from which the decode kernel runs on every thread
-_SCRATCH_MAX = 1 << 20  # elements of a named work array kept for reuse (8 MiB)
+_SCRATCH_MAX = 1 << 22  # elements of a named work array kept for reuse (32 MiB: 2048 x 2048)
 _SCRATCH_MAX_INDEXED = 1 << 16  # elements of a numbered one (piece / chunk products; 512 KiB)
 _WORK = threading.local()
 
@@ -116,7 +116,8 @@ def scratch(slot: object, shape: tuple[int, ...]) -> np.ndarray:
     """A float64 work array of ``shape`` for ``slot``, reused by the next call on this thread with the same
     slot (a fresh array's first touch costs a page fault per 4 KiB, about as much as decoding into it). Only
     for arrays that do not outlive the call; above ``_SCRATCH_MAX`` elements (``_SCRATCH_MAX_INDEXED`` for a
-    slot that is not a string) a fresh array, so that at most a few tens of MiB stay allocated."""
+    slot that is not a string) a fresh array, so that at most about 100 MiB stay allocated per thread (the
+    named slots are "a", "b" and "t")."""
     size = math.prod(shape)
     if size > (_SCRATCH_MAX if isinstance(slot, str) else _SCRATCH_MAX_INDEXED):
         return np.empty(shape)
@@ -264,7 +265,7 @@ def exact_terms(codes_a: np.ndarray, fmt_a: Format, codes_b: np.ndarray, fmt_b: 
     chunks_per_seg = [list(range(bounds[s], bounds[s + 1], max(pl.k_chunk, 1))) + [bounds[s + 1]]
                       for s in range(nseg)]
     nterm = sum((len(c) - 1) for c in chunks_per_seg) * pl.n_products
-    terms = np.empty((nterm, m, n))
+    terms = scratch("t", (nterm, m, n))  # consumed by the caller's epilogue before the next call
     seg = np.empty(nterm, dtype=np.int64)
     t = 0
     for s, cuts in enumerate(chunks_per_seg):

@@ -35,6 +35,19 @@ def _vacc(S, ak, b, sc):
 
 
 @njit(cache=True, inline="always")
+def _vmax32(P, pak, pb):
+    for jj in range(P.shape[0]):
+        v = pak * pb[jj]
+        P[jj] = v if v > P[jj] else P[jj]
+
+
+@njit(cache=True, inline="always")
+def _vacc32(S, ak, b, sc):
+    for jj in range(S.shape[0]):
+        S[jj] += np.trunc((ak * b[jj]) * sc[jj])
+
+
+@njit(cache=True, inline="always")
 def _prologue(E, d, d_bits, scale_bits, scale, S, F, floor, emin_c, sep):
     """Per column: fold the accumulator's exponent (aligned mode) and the floor into E, set the scale
     2**(F-E) from its bit pattern and start S with the truncated accumulator (branch-free)."""
@@ -78,10 +91,14 @@ def _epilogue(E, S_bits, out, ok, rb, rbf, sb, sbf, F, ofb, oemin, oemax, rz):
         out[jj] = rbf[jj] * sbf[jj] if ok[jj] else out[jj]
 
 
-def _tiled_py(A, EA, B, EB, C, nfma, F, ofb, rz, floor, emin_c, oemin, oemax, sep, every, am, aemin, aemax):
+def _tiled_py(A, EA, B, EB, B32, PA, PB, f32, C, nfma, F, ofb, rz, floor, emin_c, oemin, oemax, sep, every,
+              am, aemin, aemax):
     """``every == 0``: fast accumulation (the accumulator starts at C and chains through every block);
     ``every > 0``: each group of ``every`` K-elements starts from 0 and is added to a ``(am, aemin, aemax)``
-    accumulator (started at C) with one RNE addition."""
+    accumulator (started at C) with one RNE addition. ``f32``: the products' terms are summed in float32
+    from ``B32`` (B as float32), exact under the conditions of :func:`float32_terms`, and the block exponent
+    ``E = max(ea + eb)`` is read from the float32 maximum of the exact powers of two ``PA * PB``
+    (``PA = 2**EA``, ``PB = 2**EB``, 0 for a zero element)."""
     M, K = A.shape
     N = B.shape[1]
     out = np.empty((M, N), dtype=np.float64)
@@ -109,6 +126,10 @@ def _tiled_py(A, EA, B, EB, C, nfma, F, ofb, rz, floor, emin_c, oemin, oemax, se
         sbf = sb.view(np.float64)
         scale_bits = np.empty(JB, dtype=np.int64)
         scale = scale_bits.view(np.float64)
+        S32 = np.empty(JB, dtype=np.float32)
+        sc32 = np.empty(JB, dtype=np.float32)
+        P32 = np.empty(JB, dtype=np.float32)
+        P32_bits = P32.view(np.int32)
         for ii in range(i1 - i0):
             for jj in range(w):
                 c = C[i0 + ii, j0 + jj]
@@ -126,19 +147,43 @@ def _tiled_py(A, EA, B, EB, C, nfma, F, ofb, rz, floor, emin_c, oemin, oemax, se
                 i = i0 + ii
                 a = A[i]
                 ea = EA[i]
-                for jj in range(w):
-                    E[jj] = NEG
                 Ew = E[:w]
-                for k in range(k0, kb_end):
-                    if a[k] != 0.0:
-                        _vmax(Ew, ea[k], EB[k, j0:j1])
+                if f32:
+                    pa = PA[i]
+                    P32w = P32[:w]
+                    for jj in range(w):
+                        P32w[jj] = np.float32(0.0)
+                    for k in range(k0, kb_end):
+                        if a[k] != 0.0:
+                            _vmax32(P32w, pa[k], PB[k, j0:j1])
+                    for jj in range(w):
+                        pbits = P32_bits[jj]
+                        Ew[jj] = ((pbits >> 23) & 0xFF) - 127 if pbits != 0 else NEG
+                else:
+                    for jj in range(w):
+                        E[jj] = NEG
+                    for k in range(k0, kb_end):
+                        if a[k] != 0.0:
+                            _vmax(Ew, ea[k], EB[k, j0:j1])
                 _prologue(Ew, acc[ii, :w], acc_bits[ii, :w], scale_bits[:w], scale[:w], S[:w], F, floor,
                           emin_c, sep)
                 Sw = S[:w]
                 sw = scale[:w]
-                for k in range(k0, kb_end):
-                    if a[k] != 0.0:
-                        _vacc(Sw, a[k], B[k, j0:j1], sw)
+                if f32:
+                    S32w = S32[:w]
+                    sc32w = sc32[:w]
+                    for jj in range(w):
+                        S32w[jj] = np.float32(0.0)
+                        sc32w[jj] = np.float32(sw[jj])
+                    for k in range(k0, kb_end):
+                        if a[k] != 0.0:
+                            _vacc32(S32w, np.float32(a[k]), B32[k, j0:j1], sc32w)
+                    for jj in range(w):
+                        Sw[jj] += np.float64(S32w[jj])
+                else:
+                    for k in range(k0, kb_end):
+                        if a[k] != 0.0:
+                            _vacc(Sw, a[k], B[k, j0:j1], sw)
                 if sep:
                     for jj in range(w):
                         d = acc[ii, jj]
@@ -210,15 +255,40 @@ def usable(params: tuple, every: int) -> bool:
     return (every == 0 or every % nfma == 0) and floor < 700
 
 
+def float32_terms(params: tuple, fa, fb) -> bool:
+    """Whether each block's product terms ``trunc((a*b) * 2**(F-E))`` and their sum are exact in float32:
+    every product is a float32 normal (significand bits and exponent range), every term's scale
+    ``2**(F-E)`` (E >= max(floor, emin_a + emin_b)) is at most 2**127, a scale below 2**-126 (E raised by
+    the accumulator) leaves every term below 1 (truncated to 0 either way), and ``nfma`` terms of magnitude
+    < 2**(F+2) sum below 2**24."""
+    nfma, F, floor = params[0], params[1], params[4]
+    lo = (fa.emin - fa.mbits) + (fb.emin - fb.mbits)  # lowest product bit
+    hi = fa.emax + fb.emax + 2  # above the highest product bit
+    return (fa.precision + fb.precision <= 24 and lo >= -126 and hi <= 126
+            and F - max(floor, fa.emin + fb.emin) <= 127 and nfma * 2.0 ** (F + 2) <= 2.0**24)
+
+
+def _pow2_f32(E: np.ndarray) -> np.ndarray:
+    """``2**E`` as float32 (exact for the exponents allowed by :func:`float32_terms`); the zero sentinel gives
+    0 and exponents of non-finite elements (recomputed by the scalar kernel) stay finite."""
+    return np.ldexp(1.0, np.clip(E, -200, 127)).astype(np.float32)
+
+
 def gemm(A, B, C, params, every, acc, fa, fb) -> np.ndarray:
     from fp8ref.accum import kernels
 
     EA = kernels.exponents(A, fa.emin)
     Bc = np.ascontiguousarray(B)
     EB = kernels.exponents(Bc, fb.emin)
+    f32 = float32_terms(params, fa, fb)
+    if f32:
+        B32 = Bc.astype(np.float32)
+        PA, PB = _pow2_f32(EA), _pow2_f32(EB)
+    else:
+        B32 = PA = PB = np.zeros((1, 1), dtype=np.float32)
     work = A.size * B.shape[1]
     fn = _TILED[1] if work >= kernels._SERIAL_WORK else _TILED[0]
-    out, redo = fn(A, EA, Bc, EB, C, *params, int(every), *acc)
+    out, redo = fn(A, EA, Bc, EB, B32, PA, PB, f32, C, *params, int(every), *acc)
     badA = kernels._nonfinite_rows(A)
     BT = np.ascontiguousarray(B.T)
     badB = kernels._nonfinite_rows(BT)

@@ -42,6 +42,18 @@ def _vmax32(P, pak, pb):
 
 
 @njit(cache=True, inline="always")
+def _vadd32(main, acc, redo):
+    """Promotion ``main = RN_fp32(main + acc)`` as a float32 addition (both operands float32 values); a
+    non-finite sum is flagged in ``redo`` and left 0; ``acc`` restarts at 0."""
+    for jj in range(main.shape[0]):
+        m = np.float64(np.float32(main[jj]) + np.float32(acc[jj]))
+        fin = np.isfinite(m)
+        redo[jj] = redo[jj] or not fin
+        main[jj] = m if fin else 0.0
+        acc[jj] = 0.0
+
+
+@njit(cache=True, inline="always")
 def _vacc32(S, ak, b, sc):
     for jj in range(S.shape[0]):
         S[jj] += np.trunc((ak * b[jj]) * sc[jj])
@@ -91,14 +103,16 @@ def _epilogue(E, S_bits, out, ok, rb, rbf, sb, sbf, F, ofb, oemin, oemax, rz):
         out[jj] = rbf[jj] * sbf[jj] if ok[jj] else out[jj]
 
 
-def _tiled_py(A, EA, B, EB, B32, PA, PB, f32, C, nfma, F, ofb, rz, floor, emin_c, oemin, oemax, sep, every,
-              am, aemin, aemax):
+def _tiled_py(A, EA, B, EB, B32, PA, PB, f32, p32, C, nfma, F, ofb, rz, floor, emin_c, oemin, oemax, sep,
+              every, am, aemin, aemax):
     """``every == 0``: fast accumulation (the accumulator starts at C and chains through every block);
     ``every > 0``: each group of ``every`` K-elements starts from 0 and is added to a ``(am, aemin, aemax)``
     accumulator (started at C) with one RNE addition. ``f32``: the products' terms are summed in float32
     from ``B32`` (B as float32), exact under the conditions of :func:`float32_terms`, and the block exponent
     ``E = max(ea + eb)`` is read from the float32 maximum of the exact powers of two ``PA * PB``
-    (``PA = 2**EA``, ``PB = 2**EB``, 0 for a zero element)."""
+    (``PA = 2**EA``, ``PB = 2**EB``, 0 for a zero element). ``p32``: the accumulator is FP32 and C, every
+    block result and hence every promotion operand is a float32 value, so the promotion is a float32
+    addition."""
     M, K = A.shape
     N = B.shape[1]
     out = np.empty((M, N), dtype=np.float64)
@@ -210,6 +224,9 @@ def _tiled_py(A, EA, B, EB, B32, PA, PB, f32, C, nfma, F, ofb, rz, floor, emin_c
                             acc[ii, jj] = r
             if every > 0 and (kb_end == g_end or kb_end == K):
                 for ii in range(i1 - i0):
+                    if p32:
+                        _vadd32(main[ii, :w], acc[ii, :w], redo[i0 + ii, j0:j1])
+                        continue
                     for jj in range(w):
                         m = _add_round(main[ii, jj], acc[ii, jj], am, aemin, aemax)
                         if not np.isfinite(m):
@@ -268,6 +285,16 @@ def float32_terms(params: tuple, fa, fb) -> bool:
             and F - max(floor, fa.emin + fb.emin) <= 127 and nfma * 2.0 ** (F + 2) <= 2.0**24)
 
 
+def float32_promotion(params: tuple, acc: tuple, C: np.ndarray) -> bool:
+    """Whether the promotion ``RN_acc(main + block)`` is a float32 addition: the accumulator is FP32, every
+    block result is a float32 value (output format inside FP32) and so is every element of C."""
+    ofb, oemin, oemax = params[2], params[6], params[7]
+    if tuple(acc) != (23, -126, 127) or ofb > 23 or oemin < -126 or oemax > 127:
+        return False
+    with np.errstate(over="ignore"):
+        return bool(np.array_equal(C.astype(np.float32).astype(np.float64), C, equal_nan=True))
+
+
 def _pow2_f32(E: np.ndarray) -> np.ndarray:
     """``2**E`` as float32 (exact for the exponents allowed by :func:`float32_terms`); the zero sentinel gives
     0 and exponents of non-finite elements (recomputed by the scalar kernel) stay finite."""
@@ -288,7 +315,8 @@ def gemm(A, B, C, params, every, acc, fa, fb) -> np.ndarray:
         B32 = PA = PB = np.zeros((1, 1), dtype=np.float32)
     work = A.size * B.shape[1]
     fn = _TILED[1] if work >= kernels._SERIAL_WORK else _TILED[0]
-    out, redo = fn(A, EA, Bc, EB, B32, PA, PB, f32, C, *params, int(every), *acc)
+    p32 = float32_promotion(params, acc, C)
+    out, redo = fn(A, EA, Bc, EB, B32, PA, PB, f32, p32, C, *params, int(every), *acc)
     badA = kernels._nonfinite_rows(A)
     BT = np.ascontiguousarray(B.T)
     badB = kernels._nonfinite_rows(BT)

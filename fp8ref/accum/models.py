@@ -127,9 +127,43 @@ def check_ab(A: np.ndarray, B: np.ndarray) -> None:
         raise ValueError(f"inner dimensions differ: A is {A.shape} (M, K), B is {B.shape} (K, N)")
 
 
+class _Model:
+    """What every accumulation model shares: ``dot`` and ``gemm`` check their arguments and call the
+    model's ``_gemm_checked(A, B, C)`` on float64 arrays; models with their own operand formats
+    (``in_format``, ``in_format_b``) also share ``format_b`` and ``for_inputs``."""
+
+    def _gemm_checked(self, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def dot(self, a: Any, b: Any, c: float = 0.0) -> float:
+        """One dot product ``c + sum a_k*b_k`` of 1-D arrays of exactly representable inputs."""
+        A, B, cv = _dot_args(self, a, b, c)
+        return float(self._gemm_checked(A, B, np.array([[cv]]))[0, 0])
+
+    def gemm(self, A: Any, B: Any, C: Any = None) -> np.ndarray:
+        """``C + A @ B`` under the model, (M, K) x (K, N) float64 arrays of representable inputs."""
+        A, B, C = _gemm_args(self, A, B, C)
+        return self._gemm_checked(A, B, C)
+
+
+class _OwnFormats(_Model):
+    in_format: Format
+    in_format_b: Format | None
+
+    @property
+    def format_b(self) -> Format:
+        return self.in_format if self.in_format_b is None else self.in_format_b
+
+    def for_inputs(self, a_format: Format | str, b_format: Format | str | None = None) -> Any:
+        """The same model for operands of ``a_format`` x ``b_format`` (default: ``a_format`` for both)."""
+        fa = _fmt(a_format, "a_format")
+        fb = fa if b_format is None else _fmt(b_format, "b_format")
+        return replace(self, in_format=fa, in_format_b=None if fb == fa else fb)
+
+
 # --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class BlockFMA:
+class BlockFMA(_OwnFormats):
     """The parametrised block-FMA model of a tensor-core dot product (docs/accumulation.md §2).
 
     Blocks of ``nfma`` consecutive products and the accumulator are aligned to their largest exponent
@@ -209,10 +243,6 @@ class BlockFMA:
 
     # ---- description ---------------------------------------------------------------------------
     @property
-    def format_b(self) -> Format:
-        return self.in_format if self.in_format_b is None else self.in_format_b
-
-    @property
     def c_format(self) -> Format:
         """Format of the accumulator input/output values (the output format)."""
         return self.out_format
@@ -231,11 +261,6 @@ class BlockFMA:
             s += " [unconfirmed]"
         return s
 
-    def for_inputs(self, a_format: Format | str, b_format: Format | str | None = None) -> BlockFMA:
-        """The same model for operands of ``a_format`` x ``b_format`` (default: ``a_format`` for both)."""
-        fa = _fmt(a_format, "a_format")
-        fb = fa if b_format is None else _fmt(b_format, "b_format")
-        return replace(self, in_format=fa, in_format_b=None if fb == fa else fb)
 
     def _block_kwargs(self) -> dict[str, Any]:
         return dict(frac_bits=self.frac_bits, out_frac_bits=self.out_frac_bits, rounding=self.rounding,
@@ -249,10 +274,6 @@ class BlockFMA:
                 self.c_format.emin, self.out_format.emin, self.out_format.emax, self.c_mode == "separate")
 
     # ---- evaluation ----------------------------------------------------------------------------
-    def dot(self, a: Any, b: Any, c: float = 0.0) -> float:
-        A, B, cv = _dot_args(self, a, b, c)
-        return float(self._gemm_checked(A, B, np.array([[cv]]))[0, 0])
-
     def dot_exact(self, a: Any, b: Any, c: float = 0.0) -> float:
         from fp8ref.accum import exact
 
@@ -271,10 +292,6 @@ class BlockFMA:
         from fp8ref.accum import kernels
 
         return kernels.add_round_arrays(d, c, self.out_frac_bits, self.out_format.emin, self.out_format.emax)
-
-    def gemm(self, A: Any, B: Any, C: Any = None) -> np.ndarray:
-        A, B, C = _gemm_args(self, A, B, C)
-        return self._gemm_checked(A, B, C)
 
     def dots(self, A: Any, B: Any, c: Any = None) -> np.ndarray:
         """Row-wise dot products: ``out[l] = dot(A[l], B[l], c[l])`` for (L, K) arrays ``A``, ``B``."""
@@ -304,7 +321,7 @@ class BlockFMA:
 
 
 @dataclass(frozen=True)
-class Promoted:
+class Promoted(_Model):
     """GEMM-level two-level accumulation (DeepSeek-V3 / CUTLASS ``GmmaFP8Accumulation``): the partial sum of
     each group of ``every`` consecutive K-elements is computed by ``inner`` starting from 0, then added to an
     ``acc_format`` (fp32) accumulator with one round-to-nearest-even addition. The accumulator starts at
@@ -351,19 +368,11 @@ class Promoted:
     def for_inputs(self, a_format: Format | str, b_format: Format | str | None = None) -> Promoted:
         return replace(self, inner=self.inner.for_inputs(a_format, b_format))
 
-    def dot(self, a: Any, b: Any, c: float = 0.0) -> float:
-        A, B, cv = _dot_args(self, a, b, c)
-        return float(self._gemm_checked(A, B, np.array([[cv]]))[0, 0])
-
     def dot_exact(self, a: Any, b: Any, c: float = 0.0) -> float:
         from fp8ref.accum import exact
 
         A, B, cv = _dot_args(self, a, b, c)
         return exact.promoted_dot(self, A[0].tolist(), B[:, 0].tolist(), cv)
-
-    def gemm(self, A: Any, B: Any, C: Any = None) -> np.ndarray:
-        A, B, C = _gemm_args(self, A, B, C)
-        return self._gemm_checked(A, B, C)
 
     def dots(self, A: Any, B: Any, c: Any = None) -> np.ndarray:
         """Row-wise dot products: ``out[l] = dot(A[l], B[l], c[l])`` for (L, K) arrays ``A``, ``B``."""
@@ -385,7 +394,7 @@ def _acc_params(fmt: Format) -> tuple[int, int, int]:
 
 
 @dataclass(frozen=True)
-class Sequential:
+class Sequential(_OwnFormats):
     """Sequential accumulation in k order in ``acc_format``: ``acc = RN(c)``, then for each k
     ``acc = RN_acc(acc + a_k*b_k)`` where the product is exact and the addition rounds once to nearest
     even (a fused multiply-add per element; IEEE specials and signed zeros)."""
@@ -406,10 +415,6 @@ class Sequential:
             _check_in_format(self.in_format_b, "in_format_b")
 
     @property
-    def format_b(self) -> Format:
-        return self.in_format if self.in_format_b is None else self.in_format_b
-
-    @property
     def out_format(self) -> Format:
         return self.acc_format
 
@@ -421,24 +426,12 @@ class Sequential:
         s = f"Sequential(acc={self.acc_format.name}, RNE per addition, exact products, k order)"
         return f"{self.name}: {s}" if self.name else s
 
-    def for_inputs(self, a_format: Format | str, b_format: Format | str | None = None) -> Sequential:
-        fa = _fmt(a_format, "a_format")
-        fb = fa if b_format is None else _fmt(b_format, "b_format")
-        return replace(self, in_format=fa, in_format_b=None if fb == fa else fb)
-
-    def dot(self, a: Any, b: Any, c: float = 0.0) -> float:
-        A, B, cv = _dot_args(self, a, b, c)
-        return float(self._gemm_checked(A, B, np.array([[cv]]))[0, 0])
 
     def dot_exact(self, a: Any, b: Any, c: float = 0.0) -> float:
         from fp8ref.accum import exact
 
         A, B, cv = _dot_args(self, a, b, c)
         return exact.sequential_dot(A[0].tolist(), B[:, 0].tolist(), cv, self.acc_format)
-
-    def gemm(self, A: Any, B: Any, C: Any = None) -> np.ndarray:
-        A, B, C = _gemm_args(self, A, B, C)
-        return self._gemm_checked(A, B, C)
 
     def _gemm_checked(self, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:
         from fp8ref.accum import kernels, tiled
@@ -449,7 +442,7 @@ class Sequential:
 
 
 @dataclass(frozen=True)
-class Exact:
+class Exact(_OwnFormats):
     """The exact value of ``c + sum_k a_k*b_k`` rounded once to nearest even in ``out_format``; order
     independent."""
 
@@ -469,10 +462,6 @@ class Exact:
             _check_in_format(self.in_format_b, "in_format_b")
 
     @property
-    def format_b(self) -> Format:
-        return self.in_format if self.in_format_b is None else self.in_format_b
-
-    @property
     def c_format(self) -> Format:
         return self.out_format
 
@@ -480,24 +469,12 @@ class Exact:
         s = f"Exact(one RNE rounding to {self.out_format.name})"
         return f"{self.name}: {s}" if self.name else s
 
-    def for_inputs(self, a_format: Format | str, b_format: Format | str | None = None) -> Exact:
-        fa = _fmt(a_format, "a_format")
-        fb = fa if b_format is None else _fmt(b_format, "b_format")
-        return replace(self, in_format=fa, in_format_b=None if fb == fa else fb)
-
-    def dot(self, a: Any, b: Any, c: float = 0.0) -> float:
-        A, B, cv = _dot_args(self, a, b, c)
-        return float(self._gemm_checked(A, B, np.array([[cv]]))[0, 0])
 
     def dot_exact(self, a: Any, b: Any, c: float = 0.0) -> float:
         from fp8ref.accum import exact
 
         A, B, cv = _dot_args(self, a, b, c)
         return exact.exact_dot(A[0].tolist(), B[:, 0].tolist(), cv, self.out_format)
-
-    def gemm(self, A: Any, B: Any, C: Any = None) -> np.ndarray:
-        A, B, C = _gemm_args(self, A, B, C)
-        return self._gemm_checked(A, B, C)
 
     def _gemm_checked(self, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:
         from fp8ref.accum import kernels

@@ -125,20 +125,7 @@ def bfma_block(a: Sequence[float], b: Sequence[float], c: float, *, frac_bits: i
     if separate:
         s = _products_rounded(terms, frac_bits, out_frac_bits, rounding, e_floor, out_emin, out_emax)
         return _ieee_add_bits(c, s, out_frac_bits, out_emin, out_emax)
-    if not terms:
-        return 0.0
-    E = max(e for _, e in terms)
-    if e_floor is not None:
-        E = max(E, e_floor)
-    u = pow2(E - frac_bits)
-    S = 0
-    for t, _ in terms:
-        q = abs(t) / u
-        m = q.numerator // q.denominator
-        S += -m if t < 0 else m
-    if S == 0:
-        return 0.0
-    return round_fraction(S * u, out_frac_bits, out_emin, out_emax, rounding)
+    return _products_rounded(terms, frac_bits, out_frac_bits, rounding, e_floor, out_emin, out_emax)
 
 
 def _products_rounded(terms, frac_bits, out_frac_bits, rounding, e_floor, out_emin, out_emax) -> float:

@@ -150,6 +150,14 @@ class _OwnFormats(_Model):
     in_format: Format
     in_format_b: Format | None
 
+    def _set_in_formats(self) -> None:
+        """Resolve and check ``in_format`` and ``in_format_b`` (a frozen dataclass's ``__post_init__``)."""
+        object.__setattr__(self, "in_format", _fmt(self.in_format, "in_format"))
+        _check_in_format(self.in_format, "in_format")
+        if self.in_format_b is not None:
+            object.__setattr__(self, "in_format_b", _fmt(self.in_format_b, "in_format_b"))
+            _check_in_format(self.in_format_b, "in_format_b")
+
     @property
     def format_b(self) -> Format:
         return self.in_format if self.in_format_b is None else self.in_format_b
@@ -407,12 +415,8 @@ class Sequential(_OwnFormats):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "acc_format", _fmt(self.acc_format, "acc_format"))
-        object.__setattr__(self, "in_format", _fmt(self.in_format, "in_format"))
         _check_out_format(self.acc_format, "acc_format")
-        _check_in_format(self.in_format, "in_format")
-        if self.in_format_b is not None:
-            object.__setattr__(self, "in_format_b", _fmt(self.in_format_b, "in_format_b"))
-            _check_in_format(self.in_format_b, "in_format_b")
+        self._set_in_formats()
 
     @property
     def out_format(self) -> Format:
@@ -454,12 +458,8 @@ class Exact(_OwnFormats):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out_format", _fmt(self.out_format, "out_format"))
-        object.__setattr__(self, "in_format", _fmt(self.in_format, "in_format"))
         _check_out_format(self.out_format, "out_format")
-        _check_in_format(self.in_format, "in_format")
-        if self.in_format_b is not None:
-            object.__setattr__(self, "in_format_b", _fmt(self.in_format_b, "in_format_b"))
-            _check_in_format(self.in_format_b, "in_format_b")
+        self._set_in_formats()
 
     @property
     def c_format(self) -> Format:

@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from fp8ref.outputs import UsageError, describe_os_error
+
+    name = args.command or "fp8ref"
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -68,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except UsageError as exc:  # includes OutputError: a destination that cannot be written
+        print(f"fp8ref {name}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a write that failed midway (disk full, folder removed): one line, no traceback
+        print(f"fp8ref {name}: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ declaration, then recomputes each case with the reference and compares bit for b
 Reading never executes code: the safetensors reader (:mod:`fp8ref.golden.stfile`) is fp8ref's own, parses
 JSON only, and validates every dtype, shape and offset before it builds an array.
 
-Public names: :func:`generate`, :func:`verify`, :func:`load_set`, :func:`load_case`, :data:`SUITES`,
-:class:`SetError`, :func:`read_safetensors`, :func:`write_safetensors`.
+Public names: :func:`generate`, :func:`merge`, :func:`verify`, :func:`load_set`, :func:`load_case`,
+:data:`SUITES`, :class:`SetError`, :func:`read_safetensors`, :func:`write_safetensors`.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from fp8ref.golden.generate import generate
 from fp8ref.golden.io import LoadedCase, load_case
 from fp8ref.golden.manifest import SCHEMA, SCHEMA_VERSION, SetError
 from fp8ref.golden.manifest import load as load_set
+from fp8ref.golden.merge import merge
 from fp8ref.golden.ops import SUITES, compute
 from fp8ref.golden.stfile import read as read_safetensors
 from fp8ref.golden.stfile import write as write_safetensors
 from fp8ref.golden.verify import VerifyReport, verify
 
-__all__ = ["generate", "verify", "VerifyReport", "load_set", "load_case", "LoadedCase", "SUITES", "SCHEMA",
-           "SCHEMA_VERSION", "SetError", "compute", "read_safetensors", "write_safetensors",
+__all__ = ["generate", "merge", "verify", "VerifyReport", "load_set", "load_case", "LoadedCase", "SUITES",
+           "SCHEMA", "SCHEMA_VERSION", "SetError", "compute", "read_safetensors", "write_safetensors",
            "default_set_dir"]
 
 

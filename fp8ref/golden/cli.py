@@ -18,6 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("dir", metavar="DIR", help="output directory (created; an existing set there is replaced)")
     g.add_argument("--suite", action="append", choices=SUITES, default=None,
                    help=f"suite to include (repeatable; default: all of {', '.join(SUITES)})")
+    g.add_argument("--case", action="append", default=None, metavar="GLOB",
+                   help="keep only the cases whose id matches GLOB, e.g. 'matmul/models/*' (repeatable: any)")
+    g.add_argument("--where", action="append", default=None, metavar="KEY=VALUE", type=_where,
+                   help="keep only the cases whose parameter KEY equals VALUE, e.g. accumulate=h100-fp8 "
+                        "(repeatable: all); a shard of a set, joined to others by fp8ref.golden.merge")
     g.set_defaults(func=_generate)
     v = sub.add_parser("verify", help="validate DIR and recompute every case bit for bit "
                                       "(exit 0 ok, 1 mismatch, 2 invalid or corrupt set)")
@@ -29,12 +34,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _generate(args: argparse.Namespace) -> int:
-    from fp8ref.golden.generate import generate
+def _where(text: str) -> tuple[str, str]:
+    key, eq, value = text.partition("=")
+    if not eq or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
 
+
+def _generate(args: argparse.Namespace) -> int:
+    from fp8ref.golden.generate import generate, where_value
+
+    where = {k: where_value(v) for k, v in args.where or ()}
     t0 = time.perf_counter()
     try:
-        m = generate(args.dir, args.suite, log=lambda s: print(s, flush=True))
+        m = generate(args.dir, args.suite, log=lambda s: print(s, flush=True), cases=args.case, where=where)
     except ValueError as exc:
         print(f"fp8ref golden generate: {exc}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "golden": ("fp8ref.golden.cli", "generate / verify golden vector sets"),
     "conform": ("fp8ref.conform.cli", "run a golden set through a backend and report deviations"),
     "backends": ("fp8ref.backends.cli", "list the available backends and their capabilities"),
+    "sweep": ("fp8ref.sweep.cli", "run train / infer / golden / conform over a grid of options on Dask"),
 }
 
 

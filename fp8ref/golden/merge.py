@@ -77,8 +77,9 @@ def merge(root: str | Path, shards: Sequence[str | Path], *, command: str | None
                     continue
                 picked[entry["id"]] = (sp, entry)
                 ordered.append((sp, entry))
-    for sp, entry in ordered:  # verify every file before writing anything
-        _read_case_file(sp, entry)
+    for sp, m in loaded:  # every file of every shard, before anything is written
+        for entry in m["cases"]:
+            _read_case_file(sp, entry)
     if command is None:
         cmds = list(dict.fromkeys(m["command"] for _, m in loaded))
         command = "merged from: " + "; ".join(cmds)

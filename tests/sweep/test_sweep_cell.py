@@ -1,0 +1,94 @@
+"""One cell, run where it is called (what a Dask worker does): its files, its record, its failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fp8ref.sweep import Sweep
+from fp8ref.sweep import results as rs
+from fp8ref.sweep.cell import Task, execute
+
+from .helpers import TINY, files, serial_twin
+
+
+def _task(tmp_path: Path, **params) -> Task:
+    out = tmp_path / "sweep"
+    rs.layout(out)
+    s = Sweep(kind="train", grid={}, fixed={"recipe": "fp8-cscale", **TINY, **params})
+    cell = s.expand()[0]
+    return Task("train", cell.name, cell.params, str(out))
+
+
+def test_a_cell_writes_what_the_single_command_writes_and_its_record(tmp_path: Path) -> None:
+    task = _task(tmp_path, bias=2)
+    rec = execute(task)
+    assert rec["status"] == "ok" and rec["error"] is None and rec["rc"] == 0
+    assert rec["dir"] == "cells/cell" and rec["params"]["bias"] == 2 and rec["wall_s"] > 0
+    assert rec["label"] == "fp8-cscale:2" and rec["run_status"] == "complete" and rec["steps_run"] == 4
+    assert json.loads(rs.done_path(Path(task.out), "cell").read_text()) == rec
+    alone = serial_twin(rec, tmp_path / "alone")
+    assert files(task.cell_dir) == files(alone)
+    assert (Path(task.out) / "logs" / "cell.log").read_text().count("run folder:") == 1
+    # a second attempt (a retried task whose first result was lost) returns the record, runs nothing
+    mtime = (task.cell_dir / "metrics.jsonl").stat().st_mtime_ns
+    assert execute(task) == rec
+    assert (task.cell_dir / "metrics.jsonl").stat().st_mtime_ns == mtime
+
+
+def test_a_diverging_cell_is_failed_with_the_commands_error(tmp_path: Path) -> None:
+    rec = execute(_task(tmp_path, lr=1e30))
+    assert rec["status"] == "failed" and rec["rc"] == 3
+    assert rec["error"].startswith("fp8ref train: training diverged at step")
+    assert rec["run_status"] == "diverged" and isinstance(rec["diverged_step"], int)
+    assert rs.done_path(tmp_path / "sweep", "cell").is_file()  # complete: the command decided
+
+
+def test_an_exception_in_the_command_is_a_failed_cell(tmp_path: Path, monkeypatch) -> None:
+    import fp8ref.cli
+
+    def boom(argv):
+        raise RuntimeError("the machine caught fire")
+
+    monkeypatch.setattr(fp8ref.cli, "main", boom)
+    task = _task(tmp_path)
+    rec = execute(task)
+    assert rec["status"] == "failed" and rec["rc"] is None
+    assert rec["error"] == "RuntimeError: the machine caught fire"
+    assert "Traceback" in (Path(task.out) / "logs" / "cell.log").read_text()
+
+
+def test_partial_output_of_an_attempt_is_replaced_and_foreign_folders_are_kept(tmp_path: Path) -> None:
+    task = _task(tmp_path)
+    task.cell_dir.mkdir(parents=True)
+    (task.cell_dir / "mine.txt").write_text("a user's file")
+    rec = execute(task)  # no started marker: the sweep did not write that folder
+    assert rec["status"] == "failed" and "was not written by this sweep" in rec["error"]
+    assert (task.cell_dir / "mine.txt").read_text() == "a user's file"
+    assert not rs.done_path(Path(task.out), task.name).exists()
+    (task.cell_dir / "mine.txt").unlink()
+    # an interrupted attempt: started marker, half a run folder
+    rs.write_json_atomic(rs.started_path(Path(task.out), task.name), {"pid": 1})
+    (task.cell_dir / "config.json").write_text("{half")
+    rec = execute(task)
+    assert rec["status"] == "ok"
+    assert files(task.cell_dir) == files(serial_twin(rec, tmp_path / "alone"))
+
+
+def test_results_jsonl_keeps_the_last_record_of_a_cell_and_drops_a_torn_line(tmp_path: Path) -> None:
+    rs.layout(tmp_path)
+    rs.append_result(tmp_path, {"name": "a", "status": "failed"})
+    rs.append_result(tmp_path, {"name": "b", "status": "ok"})
+    rs.append_result(tmp_path, {"name": "a", "status": "ok"})
+    with open(tmp_path / rs.RESULTS, "ab") as f:
+        f.write(b'{"name": "c", "sta')
+    assert rs.read_results(tmp_path) == [{"name": "b", "status": "ok"}, {"name": "a", "status": "ok"}]
+
+
+@pytest.mark.parametrize("junk", [b"", b"{", b'{"name": "other"}', b"[1]"])
+def test_an_unreadable_done_marker_is_not_complete(tmp_path: Path, junk: bytes) -> None:
+    rs.layout(tmp_path)
+    rs.done_path(tmp_path, "a").write_bytes(junk)
+    assert rs.read_done(tmp_path, ["a"]) == {}

@@ -10,6 +10,7 @@ of completion, retries or resumption. Ctrl-C (or a killed client) loses only the
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
@@ -54,7 +55,13 @@ def connect(
         return client, [client]
     n = workers or os.cpu_count() or 1
     with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        )
     client = Client(cluster)
     return client, [client, cluster]
 

@@ -226,6 +226,12 @@ def run(
     if resume:
         if not rs.is_sweep_folder(out):
             raise UsageError(f"{out}: not a sweep folder (no {rs.SPEC} and {rs.STATE}/)")
+        saved = Sweep.from_toml(out / rs.SPEC)
+        if (saved.kind, saved.grid, saved.fixed) != (sweep.kind, sweep.grid, sweep.fixed):
+            raise UsageError(
+                f"{out} holds another sweep than the one given (its {rs.SPEC} differs); resume it with "
+                f"fp8ref sweep --resume {out}"
+            )
     else:
         check_output_dir(out)
         if out.is_dir() and any(out.iterdir()):
@@ -260,7 +266,14 @@ def run(
                 client, own = connect(scheduler=scheduler, workers=workers, retries=retries)
             link = _dashboard(client)
             if link:
-                log(f"dashboard: {link}")
+                import importlib.util
+
+                hint = (
+                    ""
+                    if importlib.util.find_spec("bokeh")
+                    else " (pages need bokeh>=3.1 where the scheduler runs)"
+                )
+                log(f"dashboard: {link}{hint}")
             bar = _Bar(len(cells), len(done) - n_failed, n_failed, progress)
             new = _dispatch(client, sweep, todo, out, retries, bar, log)
         except KeyboardInterrupt:

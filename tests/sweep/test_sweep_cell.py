@@ -92,3 +92,27 @@ def test_an_unreadable_done_marker_is_not_complete(tmp_path: Path, junk: bytes) 
     rs.layout(tmp_path)
     rs.done_path(tmp_path, "a").write_bytes(junk)
     assert rs.read_done(tmp_path, ["a"]) == {}
+
+
+def test_folders_a_sweep_refuses(tmp_path: Path) -> None:
+    from fp8ref.outputs import UsageError
+    from fp8ref.sweep.runner import run
+
+    s = Sweep(kind="train", grid={"seed": [0]}, fixed={"recipe": "fp32", **TINY})
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match="exists and is not empty; give a new folder"):
+        run(s, busy)
+    with pytest.raises(UsageError, match="not a sweep folder"):
+        run(s, busy, resume=True)
+    assert sorted(p.name for p in busy.iterdir()) == ["notes.txt"]
+    with pytest.raises(UsageError, match="is a file"):
+        run(s, busy / "notes.txt" / "x")
+    # resuming a folder with another spec than its own
+    out = tmp_path / "out"
+    rs.layout(out)
+    (out / rs.SPEC).write_text(s.to_toml())
+    other = Sweep(kind="train", grid={"seed": [0, 1]}, fixed={"recipe": "fp32", **TINY})
+    with pytest.raises(UsageError, match="holds another sweep than the one given"):
+        run(other, out, resume=True)

@@ -10,7 +10,7 @@ from typing import Any
 _DESCRIPTION = (
     "Run one fp8ref command over a grid of options on Dask distributed: every cell is the single command "
     "(fp8ref train / infer / golden generate / conform) with its own folder under DIR/cells/, byte-identical "
-    "to running that cell alone. Exit 0 when every cell is ok (and, for conform, passes), 1 otherwise, "
+    "to running that cell alone (per-step timings aside). Exit 0 when every cell is ok (and, for conform, passes), 1 otherwise, "
     "2 for a spec or folder that cannot be used, 130 when interrupted (fp8ref sweep --resume DIR goes on)."
 )
 
@@ -50,7 +50,8 @@ def register(subparsers: Any) -> None:
         type=int,
         default=3,
         metavar="N",
-        help="times a cell is rescheduled when its worker dies (default 3)",
+        help="times a cell is rescheduled when its worker dies (on the local cluster; a --scheduler "
+        "keeps its own allowed-failures) or retried when its task raises (default 3)",
     )
     p.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR: run only its missing cells")
     p.add_argument(

@@ -11,7 +11,8 @@ _DESCRIPTION = (
     "Run one fp8ref command over a grid of options on Dask distributed: every cell is the single command "
     "(fp8ref train / infer / golden generate / conform) with its own folder under DIR/cells/, byte-identical "
     "to running that cell alone (per-step timings aside). Exit 0 when every cell is ok (and, for conform, "
-    "passes), 1 otherwise, 2 for a spec or folder that cannot be used, 130 when interrupted (fp8ref sweep --resume DIR goes on)."
+    "passes), 1 otherwise, 2 for a spec or folder that cannot be used, 130 when interrupted "
+    "(fp8ref sweep --resume DIR goes on)."
 )
 
 

@@ -158,8 +158,14 @@ def _train_md(groups: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     panels = sorted({g["panel"] for g in groups})
     for panel in panels:
         recipes = {g["recipe"] for g in groups if g["panel"] == panel and g["losses"]}
+        planned = {g["recipe"] for g in groups if g["panel"] == panel}
         for want, label in (("fp32", "fp32"), ("fp8-amax", "FP8-AMAX")):
-            if want not in recipes:
+            if want in planned and want not in recipes:
+                notes.append(
+                    f"No {label} level for panel {' '.join(panel)} yet: its {want} cells have not "
+                    "completed (or failed)."
+                )
+            elif want not in recipes:
                 notes.append(
                     f'No {label} level for panel {" ".join(panel)}: add cells with recipe = "{want}" and '
                     "the same preset, steps and seeds (e.g. another [[grid]] with recipe = "

@@ -71,8 +71,8 @@ def _flag(action: argparse.Action) -> bool:
 
 
 def validate_train_argv(argv: list[str]) -> None:
-    """Check the options of one ``fp8ref train`` run (``argv`` without ``train`` and ``--out``) as the
-    command would, without creating anything; raises :class:`UsageError` with the command's message.
+    """Check the options of one ``fp8ref train`` run (``argv`` without ``train``) as the command would,
+    without creating anything; raises :class:`UsageError` with the command's message.
 
     This is the only place a sweep checks a train cell. It calls ``fp8ref.nn.cli.validate_train_argv``
     when the trainer has it; until then, the train parser and the path ``train_main`` takes before it
@@ -269,7 +269,12 @@ class Train(Kind):
         return ["train", *opts, "--quiet", f"--out={cell_dir}"]
 
     def check(self, params: dict[str, Any]) -> None:
-        validate_train_argv(self.argv(params, None))
+        # a folder that does not exist, under a writable one: the check of the destination passes whatever
+        # the current folder is (each cell's own folder is the sweep's business); nothing is created
+        import tempfile
+
+        probe = Path(tempfile.gettempdir()) / "fp8ref-sweep-check-absent"
+        validate_train_argv([*self.argv(params, None), f"--out={probe}"])
 
     def outcome(self, rc: int, cell_dir: Path) -> tuple[str, dict[str, Any]]:
         s = _read_json(cell_dir / "summary.json") or {}

@@ -10,18 +10,23 @@ Outcomes: the command's exit status decides ``ok`` / ``failed`` (:meth:`fp8ref.s
 an exception escaping the command is a failed cell with the exception as its error (traceback in the log).
 Either way the record is written as the ``done`` marker: the cell is complete and a resume skips it (unless
 ``--rerun-failed``). A worker that dies leaves no marker; Dask reschedules the task and the next attempt
-starts the cell afresh.
+starts the cell afresh. An attempt never removes the folder of another attempt that may still run (a task
+of an interrupted client that Dask could not stop, a duplicate): while the command runs, its ``started``
+marker is touched every :data:`HEARTBEAT_S` seconds, and another attempt waits for the cell's record until
+that attempt's process is gone (same host) or its marker is older than :data:`STALE_S` (another host).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import socket
 import threading
 import time
 import traceback
+import uuid
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +37,8 @@ from fp8ref.sweep import results as rs
 __all__ = ["Task", "execute"]
 
 _LOCK = threading.Lock()
+HEARTBEAT_S = 5.0  # a running attempt touches its started marker this often
+STALE_S = 60.0  # a started marker of another host untouched this long belongs to a dead attempt
 
 
 @dataclass(frozen=True)
@@ -111,19 +118,75 @@ def execute(task: Task) -> dict[str, Any]:
         return _execute(task)
 
 
+def _alive(marker: dict[str, Any], age: float) -> bool:
+    """Whether the attempt that wrote a ``started`` marker may still be running: on this host, its process
+    exists (and is not this one, which holds the lock); elsewhere, its heartbeat is recent."""
+    if marker.get("host") == socket.gethostname() and isinstance(marker.get("pid"), int):
+        pid = marker["pid"]
+        if pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return age < STALE_S
+    return age < STALE_S
+
+
+def _read_marker(path: Path) -> tuple[dict[str, Any], float] | None:
+    try:
+        age = time.time() - path.stat().st_mtime
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return (doc if isinstance(doc, dict) else {}), age
+
+
+class _Heartbeat:
+    """Touches the ``started`` marker every :data:`HEARTBEAT_S` while the command runs, so that another
+    attempt of the cell (an orphaned task of an interrupted client, a duplicate) waits instead of taking
+    over a folder in use."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(HEARTBEAT_S):
+            try:
+                os.utime(self.path)
+            except OSError:
+                pass
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def _execute(task: Task) -> dict[str, Any]:
     from fp8ref.sweep.kinds import kind_of
 
     out = Path(task.out)
-    done = rs.done_path(out, task.name)
-    if done.is_file():  # completed by an earlier attempt whose result never reached the client
-        got = rs.read_done(out, [task.name])
-        if task.name in got:
-            return got[task.name]
     kind = kind_of(task.kind)
     cell_dir = task.cell_dir
     started = rs.started_path(out, task.name)
     worker = _worker_name()
+    token = uuid.uuid4().hex
+    while True:
+        got = rs.read_done(out, [task.name])
+        if task.name in got:  # completed by an earlier attempt (whose result never reached the client)
+            return got[task.name]
+        marker = _read_marker(started)
+        if marker is None or not _alive(*marker):
+            break
+        time.sleep(1.0)  # another attempt is running this cell: wait for its record
     record: dict[str, Any] = {
         "name": task.name,
         "params": task.params,
@@ -134,7 +197,7 @@ def _execute(task: Task) -> dict[str, Any]:
         "worker": worker,
     }
     if cell_dir.exists() or cell_dir.is_symlink():
-        if not started.is_file():
+        if marker is None:
             record["error"] = f"{cell_dir} exists and was not written by this sweep; move it away and resume"
             return record  # not complete: no marker
         if cell_dir.is_symlink() or not cell_dir.is_dir():
@@ -142,15 +205,23 @@ def _execute(task: Task) -> dict[str, Any]:
         else:
             shutil.rmtree(cell_dir)  # the partial output of an interrupted attempt of this cell
     rs.write_json_atomic(
-        started, {"pid": os.getpid(), "host": socket.gethostname(), "worker": worker, "time": time.time()}
+        started,
+        {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "worker": worker,
+            "time": time.time(),
+            "token": token,
+        },
     )
     argv = task.argv()
     t0 = time.perf_counter()
-    kind.prepare(cell_dir)
-    rc, error = _call(argv, out / "logs" / f"{task.name}.log")
-    status, metrics = ("failed", {}) if rc is None else kind.outcome(rc, cell_dir)
+    with _Heartbeat(started):
+        kind.prepare(cell_dir)
+        rc, error = _call(argv, out / "logs" / f"{task.name}.log")
+        status, metrics = ("failed", {}) if rc is None else kind.outcome(rc, cell_dir)
     record.update(status=status, error=error if status == "failed" else None, rc=rc, **metrics)
     record["wall_s"] = round(time.perf_counter() - t0, 4)
     record["command"] = "fp8ref " + " ".join(argv)
-    rs.write_json_atomic(done, record)
+    rs.write_json_atomic(rs.done_path(out, task.name), record)
     return record

@@ -13,9 +13,12 @@
 
 A cell is complete when its ``done`` marker exists: the marker is written (temporary file, fsync, rename)
 only after the command has returned, so a killed worker or client never leaves a cell that looks complete.
-A cell folder with a ``started`` marker and no ``done`` marker is the partial output of an interrupted
-attempt; the next attempt removes it (it was written by this sweep) and runs the cell again. A cell folder
-without a ``started`` marker was not written by the sweep and is never touched.
+A cell folder with a ``started`` marker and no ``done`` marker belongs to an attempt that is running or was
+interrupted. A running attempt touches its marker every few seconds (:mod:`fp8ref.sweep.cell`); another
+attempt of the cell waits for it. Once it is gone (its process no longer exists, on the same host, or its
+marker was not touched for a minute), the next attempt removes the partial folder (it was written by this
+sweep) and runs the cell again. A cell folder without a ``started`` marker was not written by the sweep
+and is never touched.
 """
 
 from __future__ import annotations

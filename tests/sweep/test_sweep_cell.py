@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from fp8ref.sweep import Sweep
+from fp8ref.sweep import Sweep, cell
 from fp8ref.sweep import results as rs
 from fp8ref.sweep.cell import Task, execute
 
@@ -69,12 +73,49 @@ def test_partial_output_of_an_attempt_is_replaced_and_foreign_folders_are_kept(t
     assert (task.cell_dir / "mine.txt").read_text() == "a user's file"
     assert not rs.done_path(Path(task.out), task.name).exists()
     (task.cell_dir / "mine.txt").unlink()
-    # an interrupted attempt: started marker, half a run folder
-    rs.write_json_atomic(rs.started_path(Path(task.out), task.name), {"pid": 1})
+    # an interrupted attempt: started marker of a process that is gone, half a run folder
+    gone = _dead_pid()
+    rs.write_json_atomic(
+        rs.started_path(Path(task.out), task.name), {"pid": gone, "host": socket.gethostname()}
+    )
     (task.cell_dir / "config.json").write_text("{half")
     rec = execute(task)
     assert rec["status"] == "ok"
     assert files(task.cell_dir) == files(serial_twin(rec, tmp_path / "alone"))
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_a_running_attempt_is_waited_for_not_taken_over(tmp_path: Path) -> None:
+    """Another attempt of the cell is alive (an orphaned task of an interrupted client): wait for its
+    record instead of removing the folder it writes; a stale marker of another host is taken over."""
+    import threading
+
+    task = _task(tmp_path)
+    out = Path(task.out)
+    started = rs.started_path(out, task.name)
+    rs.write_json_atomic(started, {"pid": 12345, "host": "elsewhere", "token": "other"})
+    task.cell_dir.mkdir(parents=True)
+    theirs = {
+        "name": task.name,
+        "params": task.params,
+        "status": "ok",
+        "dir": task.cell_dir.name,
+        "by": "other",
+    }
+    threading.Timer(1.5, lambda: rs.write_json_atomic(rs.done_path(out, task.name), theirs)).start()
+    assert execute(task) == theirs  # waited, ran nothing
+    assert sorted(p.name for p in task.cell_dir.iterdir()) == []
+    # the same marker, untouched for longer than STALE_S: its attempt is dead, the cell runs here
+    rs.done_path(out, task.name).unlink()
+    old = time.time() - cell.STALE_S - 1
+    os.utime(started, (old, old))
+    rec = execute(task)
+    assert rec["status"] == "ok" and json.loads(started.read_text())["pid"] == os.getpid()
 
 
 def test_results_jsonl_keeps_the_last_record_of_a_cell_and_drops_a_torn_line(tmp_path: Path) -> None:

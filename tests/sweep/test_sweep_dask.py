@@ -94,7 +94,7 @@ def test_a_worker_killed_mid_cell_is_survived(tmp_path: Path, cluster) -> None:
     s = Sweep(
         kind="train",
         grid={"seed": [0, 1, 2]},
-        fixed={"recipe": "fp8-cscale", "steps": 60, **SMALL, "no_plots": True},
+        fixed={"recipe": "fp8-cscale", "steps": 150, **SMALL, "no_plots": True},
     )
     out = tmp_path / "out"
     box: dict = {}
@@ -104,7 +104,7 @@ def test_a_worker_killed_mid_cell_is_survived(tmp_path: Path, cluster) -> None:
     metrics = out / s.cells[0].dir / "metrics.jsonl"
     _wait(lambda: rs.started_path(out, first).is_file() and _lines(metrics) >= 5)
     pid = json.loads(rs.started_path(out, first).read_text())["pid"]
-    assert not rs.done_path(out, first).exists() and _lines(metrics) < 60  # mid-cell
+    assert not rs.done_path(out, first).exists() and _lines(metrics) < 150  # mid-cell
     os.kill(pid, signal.SIGKILL)
     t.join(timeout=300)
     assert not t.is_alive()
@@ -119,7 +119,7 @@ def test_a_killed_client_leaves_complete_cells_and_resume_runs_only_the_rest(tmp
     _, client = cluster
     spec = tmp_path / "spec.toml"
     spec.write_text(
-        'kind = "train"\n[grid]\nseed = [0, 1, 2]\n[fixed]\nrecipe = "fp8-cscale"\nsteps = 40\n'
+        'kind = "train"\n[grid]\nseed = [0, 1, 2]\n[fixed]\nrecipe = "fp8-cscale"\nsteps = 100\n'
         "batch_size = 8\nblock_size = 16\nno_plots = true\n"
     )
     out = tmp_path / "out"
@@ -171,10 +171,9 @@ def test_ctrl_c_keeps_what_completed(tmp_path: Path, cluster, monkeypatch) -> No
     with pytest.raises(KeyboardInterrupt):
         s.run(tmp_path / "out", client, progress=False)
     monkeypatch.undo()
-    complete = rs.read_done(tmp_path / "out", [c.name for c in s.cells])
-    assert calls[0] in complete
-    assert [json.loads(x)["name"] for x in (tmp_path / "out" / "results.jsonl").read_text().splitlines()] == [
-        c.name for c in s.cells if c.name in complete
-    ]
+    listed = [json.loads(x)["name"] for x in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert calls[0] in listed and listed == [c.name for c in s.cells if c.name in listed]  # spec order
+    # a cancelled cell that was already running on this (external) cluster may still complete
+    assert set(listed) <= set(rs.read_done(tmp_path / "out", [c.name for c in s.cells]))
     records = s.run(tmp_path / "out", client, progress=False, resume=True)
     assert [r["status"] for r in records] == ["ok"] * 4

@@ -6,8 +6,9 @@ Casts go through torch's float8 dtypes (``tensor.to(torch.float8_e4m3fn)`` ...),
 additions are
 
 * **saturation by clamping**: ``saturate=True`` runs ``x.clamp(-max, max)`` before the cast, as torchao and
-  TransformerEngine do (float16/bfloat16 input is first widened to float32, exactly: torch's vectorised
-  half-precision clamp replaces NaNs by the negative NaN 0xFFFF);
+  TransformerEngine do (float16/bfloat16 input is first widened to float32 in NumPy, exactly: torch's
+  vectorised half-precision clamp replaces NaNs by the negative NaN 0xFFFF, and its scalar float16 ->
+  float32 conversion of torch 2.13 gives +NaN for -NaN);
   ``saturate=False`` is torch's own conversion, whatever it does;
 * **layout and the multiple-of-16 rule** of ``torch._scaled_mm`` on CUDA (``b`` column-major; K and N
   multiples of 16): ``b`` is passed as the transpose of a row-major (N, K) tensor, and K and N are padded
@@ -211,11 +212,13 @@ class TorchBackend(Backend):
                  srbits: Any = None, srnumbits: int | None = None, seed: int | None = None,
                  out: np.ndarray | None = None) -> np.ndarray:
         f = self.check_quantize(fmt, rounding, saturate, srbits, srnumbits, seed)
-        tensor = self._to_torch(float_input(x))
+        arr = float_input(x)
+        if saturate and arr.dtype.name in ("float16", "bfloat16"):
+            # widened in NumPy (exact, NaN sign and payload kept): torch's vectorised half-precision clamp
+            # turns NaNs into 0xFFFF (-NaN), and its scalar float16 -> float32 path turns -NaN into +NaN
+            arr = arr.astype(np.float32)
+        tensor = self._to_torch(arr)
         if saturate:
-            if tensor.dtype in (self._t.float16, self._t.bfloat16):
-                # exact widening: torch's vectorised half-precision clamp turns NaNs into 0xFFFF (-NaN)
-                tensor = tensor.float()
             tensor = tensor.clamp(-f.max, f.max)  # NaN passes through a float32/float64 clamp
         codes = self._from_torch(tensor.to(self._fp8_dtype(f)))
         return write_out(codes, out, f)
@@ -452,7 +455,26 @@ def _scaled_mm_observations(backend: TorchBackend) -> tuple[Observation, ...]:
     if got != exact:
         deviation = (f"{lib}: scaled_mm applies the scales as {found} ({a:g} x {a:g} with scales "
                      f"float32({float(s):.1f}): {got!r}, reference {exact!r})")
-    return (Observation("scaled_mm scales", found, rules[exact], deviation),)
+    return (Observation("scaled_mm scales", found, rules[exact], deviation), _fast_accum_observation(backend))
+
+
+def _fast_accum_observation(backend: TorchBackend) -> Observation:
+    """Whether ``use_fast_accum`` changes anything: one product (8 x 704 x 16, random E4M3 codes of values
+    within +-8, unit scales) with both settings. Not a deviation from the reference either way."""
+    rng = np.random.default_rng(0)
+    a, b = ((rng.integers(0, 0x50, shape) | rng.integers(0, 2, shape) << 7).astype(np.uint8)
+            for shape in ((8, 704), (704, 16)))
+    name = "use_fast_accum True vs False"
+    try:
+        p = prepare_scaled_mm(backend, a, b, 1.0, 1.0, a_format="E4M3", b_format="E4M3", bias=None,
+                              out_dtype=np.float32, scale_result=None)
+        r = [backend._t._scaled_mm(p.a, p.b, p.scale_a, p.scale_b, out_dtype=p.out_dtype, use_fast_accum=f)
+             for f in (True, False)]
+        differ = int((r[0] != r[1]).sum())
+    except Exception as exc:  # noqa: BLE001 - recorded
+        return Observation(name, f"not measured ({type(exc).__name__}: {exc})", "-")
+    return Observation(name, "identical results" if differ == 0 else
+                       f"{differ} of {r[0].numel()} results differ", "-")
 
 
 # ---- factories registered as built-ins ---------------------------------------------------------------------

@@ -86,8 +86,8 @@ class FormatBehaviour:
         arr = np.asarray(x)
         if self.float64 not in ("once", "via_float32"):
             raise ValueError(f"{self.format}: float64 rounding {self.float64!r} has no rule")
-        src = arr.astype(np.float32) if arr.dtype == np.float64 and self.float64 == "via_float32" else arr
-        with np.errstate(invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):
+            src = arr.astype(np.float32) if arr.dtype == np.float64 and self.float64 == "via_float32" else arr
             wide = src.astype(np.float64)
         inf = np.isinf(wide)
         sat = np.zeros(arr.shape, bool) | saturate

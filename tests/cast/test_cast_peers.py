@@ -114,6 +114,12 @@ def test_ml_dtypes_e8m0() -> None:
     if ML_VERSION in documented:
         assert (ties_up, window_up) == documented[ML_VERSION]
     assert fp8ref.quantize(np.array([3.0, 6.0]), "E8M0").tolist() == [128, 130]
+    # float64 below float32's range: fp8ref gives the smallest value 2**-127; through float32 (zero) it is
+    # NaN, which is what ml_dtypes gives exactly when it rounds float64 through float32 (0.6)
+    tiny = np.array([1e-300, 2.0**-200])
+    assert fp8ref.quantize(tiny, "E8M0", saturate=False).tolist() == [0, 0]
+    rule = {(0, 0): "once", (0xFF, 0xFF): "via_float32"}[tuple(_ml(tiny, fp8ref.E8M0).tolist())]
+    assert rule == _ml_measured(fp8ref.E4M3).float64
 
 
 # ---- torch ----------------------------------------------------------------------------------------

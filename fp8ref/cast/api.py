@@ -208,7 +208,8 @@ def _table(f: Format, dtype: np.dtype) -> np.ndarray:
     vals = f.values()
     negative_nan = np.isnan(vals) & ((np.arange(f.n_codes) & f.sign_mask) != 0)
     vals = np.where(negative_nan, -np.abs(vals), vals)
-    t = vals.astype(dtype)
+    with np.errstate(over="ignore"):  # research formats beyond float32's range: +-inf, rounded once
+        t = vals.astype(dtype)
     t.flags.writeable = False
     return t
 

@@ -48,6 +48,23 @@ def test_f32_encoder_equals_cast(fmt):
         assert np.array_equal(out, quantize(x, fmt, saturate=sat)), sat
 
 
+@pytest.mark.parametrize("fmt", [fp8ref.exmy(4, 3, bias=b, nan=n, has_inf=n == "ieee")
+                                 for b in (-1100, -200, -100) for n in ("all_ones", "ieee", "fnuz")],
+                         ids=lambda f: f"{f.name}-b{f.bias}")
+def test_fused_encoders_on_formats_beyond_float32(fmt):
+    """Element formats whose range leaves float32's: the nearest-even encoder's magic number overflowed
+    (codes with the sign bit set for positive input) and +Inf gave a finite code once emax > 127; such
+    formats take the general encoder, equal to the exact oracle."""
+    from fp8ref.cast.oracle import round_exact
+
+    x = np.concatenate([_special_f32(), _sweep_f32(step=(1 << 24) + 17)])
+    xs = [float(v) for v in x]
+    for rounding in MODES:
+        for sat in (True, False):
+            st = quantize_scaled(x, fmt, Constant(0), rounding=rounding, saturate=sat)
+            assert st.codes.tolist() == [round_exact(v, fmt, rounding, sat) for v in xs], (rounding, sat)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt,sat", [(E4M3, True), (E5M2, False)], ids=["E4M3-sat", "E5M2-nonsat"])
 def test_f32_encoder_exhaustive(fmt, sat):

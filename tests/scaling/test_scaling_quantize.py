@@ -273,6 +273,34 @@ def test_scaled_tensor_validation():
     assert st_.bias.dtype == np.int32
 
 
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"scale": np.float32(1), "block": (3, 3)},
+     r"per-tensor ScaledTensor must be the shape of codes \(4, 8\)"),
+    ({"scale": np.float32(1), "block": (4, 8, 1)}, "per-tensor"),
+    ({"scale": np.ones((4, 1), np.float32), "block": (1, 4), "granularity": "row"},
+     r"block of row scaling must be \(1, 8\)"),
+    ({"scale": np.ones((1, 8), np.float32), "block": (2, 1), "granularity": "column"},
+     r"block of column scaling must be \(4, 1\)"),
+    ({"scale": np.ones((2, 2), np.float32), "block": (2, 4), "granularity": "mx",
+      "scale_codes": np.zeros((2, 2), np.uint8)}, r"MX scaling must be \(1, k\) or \(k, 1\)"),
+    ({"scale": np.ones((2, 2), np.float32), "block": (2.5, 4), "granularity": "block"}, "block must be a"),
+    ({"scale": np.ones((2, 2), np.float32), "block": (True, 4), "granularity": "block"}, "block must be a"),
+    ({"scale": np.ones((2, 2), np.float32), "block": 4, "granularity": "block"}, "block must be a"),
+])
+def test_scaled_tensor_block_must_match_its_granularity(kw, match):
+    """block=(3, 3) with a per-tensor scale was accepted, and expand() then used the wrong block."""
+    with pytest.raises(ValueError, match=match):
+        ScaledTensor(np.zeros((4, 8), np.uint8), E4M3, **kw)
+
+
+def test_scaled_tensor_consistent_blocks_are_accepted():
+    c = np.zeros((4, 8), np.uint8)
+    assert ScaledTensor(c, E4M3, np.float32(1), block=[4, 8]).block == (4, 8)
+    assert ScaledTensor(c, E4M3, np.ones((4, 1), np.float32), block=(1, 8), granularity="row").block == (1, 8)
+    st_ = ScaledTensor(c, E4M3, np.ones((2, 3), np.float32), block=(np.int64(3), 3), granularity="block")
+    assert st_.block == (3, 3) and type(st_.block[0]) is int
+
+
 def test_quantize_scaled_errors():
     x = np.ones((4, 8), np.float32)
     with pytest.raises(TypeError, match="recipe"):

@@ -56,6 +56,8 @@ from fp8ref.nn.config import PRESETS, TrainConfig, parse_recipe
 from fp8ref.nn.fp8 import FP8Linear, FP8Recipe, NonFiniteError, ReferenceOps
 from fp8ref.nn.infer import evaluate_ptq
 from fp8ref.nn.model import GPTConfig, Model, init_params
+from fp8ref.nn.runfolder import RunFolder
+from fp8ref.nn.step import train_step
 from fp8ref.nn.train import RunResult, TrainingDiverged, load_params, read_metrics, train
 
 __all__ = [
@@ -63,6 +65,8 @@ __all__ = [
     "PRESETS",
     "parse_recipe",
     "train",
+    "train_step",
+    "RunFolder",
     "RunResult",
     "TrainingDiverged",
     "CheckpointError",

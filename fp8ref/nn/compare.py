@@ -64,8 +64,8 @@ def plot_run(out: Path, res: RunResult) -> None:
     plots.plot_scale_bias(
         out / "scale_bias.png",
         recs,
-        title=f"{res.config.label}: scaling-bias distribution over training "
-        "(w weights, x activations, g gradients)",
+        title=f"{res.config.label}: scaling bias of each FP8 layer at every step "
+        "(w weight, x input activation, g output gradient)",
     )
 
 

@@ -360,7 +360,7 @@ def section_probes(dev: dict[str, Any], quick: bool) -> dict[str, Any]:
 
 # ---- trainer ----------------------------------------------------------------------------------------------
 def section_trainer(dev: dict[str, Any], quick: bool) -> dict[str, Any]:
-    from fp8ref.backends.trainer_compare import compare_trainer
+    from fp8ref.conform.trainer import compare_trainer
 
     steps = 1 if quick else 3
     small = dict(batch_size=4, block_size=16) if quick else {}

@@ -70,10 +70,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _trainer(args: argparse.Namespace) -> int:
-    """``--trainer``: fp8ref.backends.trainer_compare.compare_trainer, rendered; exit 0 identical, 1 diverged,
+    """``--trainer``: fp8ref.conform.trainer.compare_trainer, rendered; exit 0 identical, 1 diverged,
     2 when the backend refused or failed an operation."""
     from fp8ref.backends import BackendUnavailable
-    from fp8ref.backends.trainer_compare import compare_trainer
+    from fp8ref.conform.trainer import compare_trainer
 
     kw = {} if args.steps is None else {"steps": args.steps}
     try:

@@ -9,7 +9,7 @@ import pytest
 
 from fp8ref import backends
 from fp8ref.backends.reference import ReferenceBackend
-from fp8ref.backends.trainer_compare import compare_trainer, format_report, ulp_distance
+from fp8ref.conform.trainer import compare_trainer, format_report, ulp_distance
 
 SMALL = dict(batch_size=4, block_size=16)
 

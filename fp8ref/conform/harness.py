@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 import fp8ref
+from fp8ref.conform.execute import InProcess
+from fp8ref.conform.isolate import DEFAULT_TIMEOUT, BackendSpec, Isolated
 from fp8ref.conform.ulps import distance, histogram
 from fp8ref.golden import manifest as mf
 from fp8ref.golden.io import LoadedCase, load_case
@@ -215,14 +217,7 @@ def _compare(case: LoadedCase, outputs: dict[str, np.ndarray], res: CaseResult, 
     worst: list[Element] = []
     for name in sorted(case.outputs):
         exp = case.outputs[name]
-        if name not in outputs:
-            res.status, res.reason = "error", f"backend returned no output {name!r}"
-            return
-        got = np.asarray(outputs[name])
-        if got.shape != exp.shape:
-            res.status, res.reason = "error", f"output {name!r} has shape {got.shape}, expected {exp.shape}"
-            return
-        got = got.astype(exp.dtype, copy=False)
+        got = outputs[name]  # same dtype and shape (_check_outputs)
         fmt = case.formats.get(name)
         d = distance(exp, got, fmt)
         res.elements += d.size
@@ -258,16 +253,39 @@ def _compare(case: LoadedCase, outputs: dict[str, np.ndarray], res: CaseResult, 
 
 
 def run(backend: Any, root: str | Path, *, suites: list[str] | None = None, tolerance: float = 0,
-        keep: int = 5, infer_accumulation: bool = True, log: Any = None) -> ConformReport:
-    """Run the set in ``root`` through ``backend`` (a Backend or a name). Raises
-    :class:`fp8ref.golden.SetError` when the set itself is invalid."""
-    from fp8ref.backends import Unsupported, get
+        keep: int = 5, infer_accumulation: bool = True, log: Any = None, isolate: bool | None = None,
+        timeout: float = DEFAULT_TIMEOUT) -> ConformReport:
+    """Run the set in ``root`` through ``backend`` (a Backend or a name).
 
-    be = get(backend) if isinstance(backend, str) else backend
+    ``isolate``: run the backend's calls in a worker process with ``timeout`` seconds per case
+    (:mod:`fp8ref.conform.isolate`); default: isolate every backend but fp8ref's built-in ones.
+    Raises :class:`fp8ref.golden.SetError` when the set itself is invalid, ``ValueError`` for an unknown
+    backend name and :class:`fp8ref.backends.BackendUnavailable` when the backend cannot run here."""
     root = Path(root)
     manifest = mf.load(root)
     wanted = [s for s in SUITES if s in manifest["suites"] and (not suites or s in suites)]
-    caps = be.capabilities
+    executor = executor_for(backend, isolate=isolate, timeout=timeout)
+    try:
+        return _run(executor, root, manifest, wanted, tolerance, keep, infer_accumulation, log)
+    finally:
+        executor.close()
+
+
+def executor_for(backend: Any, *, isolate: bool | None = None, timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """:class:`~fp8ref.conform.execute.InProcess` or :class:`~fp8ref.conform.isolate.Isolated` for
+    ``backend`` (a name or an instance)."""
+    from fp8ref.backends.registry import get, is_builtin
+
+    if isolate is None:
+        isolate = not is_builtin(backend)
+    if not isolate:
+        return InProcess(get(backend))
+    return Isolated(BackendSpec.of(backend), timeout)
+
+
+def _run(executor: Any, root: Path, manifest: dict[str, Any], wanted: list[str], tolerance: float, keep: int,
+         infer_accumulation: bool, log: Any) -> ConformReport:
+    caps = executor.capabilities
     not_run: dict[str, int] = {}
     selectable = bool(caps.accumulation_selectable)
     summaries = {s: SuiteSummary(s) for s in wanted}
@@ -288,17 +306,19 @@ def run(backend: Any, root: str | Path, *, suites: list[str] | None = None, tole
         if case.op == "scaled_mm" and not selectable:
             scored = params.get("accumulate") == caps.accumulation
             params["accumulate"] = None
-        try:
-            with np.errstate(all="ignore"):
-                outputs = runner(be, params, case.inputs)
-        except Unsupported as exc:
-            res.status, res.reason = "skipped", exc.reason
-        except Exception as exc:  # noqa: BLE001 - a failing backend is a finding, not a crash
-            res.status, res.reason = "error", f"{type(exc).__name__}: {exc}"
+        out = executor.run_case(s, case.op, params, case.inputs)
+        if out.kind == "skipped":
+            res.status, res.reason = "skipped", out.reason
+        elif out.kind == "violation":
+            res.status, res.reason = "fail", out.reason
+        elif out.kind == "error":
+            res.status, res.reason = "error", out.reason
         else:
+            outputs = out.outputs or {}
+            _check_outputs(case, outputs)
             if case.op == "scaled_mm" and (params["accumulate"] is None
                                            or params["accumulate"] == caps.accumulation):
-                mm_runs.append((case, np.asarray(outputs["out"])))  # the backend's own accumulation
+                mm_runs.append((case, outputs["out"]))  # the backend's own accumulation
             if scored:
                 _compare(case, outputs, res, tolerance, keep)
             else:
@@ -314,9 +334,22 @@ def run(backend: Any, root: str | Path, *, suites: list[str] | None = None, tole
     if infer_accumulation and mm_runs:
         from fp8ref.conform.models import explain
 
-        acc = explain(be, mm_runs)
-    return ConformReport(be.name, str(root), float(tolerance), summaries, results, acc, caps.to_dict(),
+        acc = explain(caps.accumulation, mm_runs, executor.probe())
+    return ConformReport(executor.name, str(root), float(tolerance), summaries, results, acc, caps.to_dict(),
                          not_run)
+
+
+def _check_outputs(case: LoadedCase, outputs: dict[str, np.ndarray]) -> None:
+    """The runner's outputs (fp8ref code, from contract-checked backend results) against the set's expected
+    tensors: a name, dtype or shape that differs means the set does not hold what its op computes."""
+    for name, exp in case.outputs.items():
+        got = outputs.get(name)
+        if got is None:
+            raise mf.SetError(f"case {case.id}: output {name!r} is not an output of op {case.op!r} "
+                              f"(it gives {', '.join(sorted(outputs))})")
+        if got.dtype != exp.dtype or got.shape != exp.shape:
+            raise mf.SetError(f"case {case.id}: output {name!r} is {exp.dtype}{list(exp.shape)} in the set; "
+                              f"op {case.op!r} gives {got.dtype}{list(got.shape)} for its inputs")
 
 
 def _add(s: SuiteSummary, r: CaseResult, keep: int) -> None:

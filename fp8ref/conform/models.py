@@ -82,10 +82,13 @@ def probe(backend: Any) -> dict[str, Any]:
     return out
 
 
-def explain(backend: Any, runs: list[tuple[Any, np.ndarray]]) -> dict[str, Any]:
+def explain(claimed: str | None, runs: list[tuple[Any, np.ndarray]],
+            probed: dict[str, Any]) -> dict[str, Any]:
+    """The analysis of the matmul outputs ``runs`` (case, the backend's output) of a backend that claims
+    ``claimed``; ``probed`` is :func:`probe`'s answer for it."""
     ranking = rank_presets(runs)
     best = ranking[0] if ranking else None
-    return {"claimed": backend.capabilities.accumulation,
+    return {"claimed": claimed,
             "best": best["model"] if best else None,
             "explains_all": bool(best and best["bit_exact"] == best["elements"]),
-            "ranking": ranking, "probe": probe(backend)}
+            "ranking": ranking, "probe": probed}

@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 
 import fp8ref
-from fp8ref.conform.execute import InProcess
+from fp8ref.conform.cases import plan
+from fp8ref.conform.execute import InProcess, describe_exception
 from fp8ref.conform.isolate import DEFAULT_TIMEOUT, BackendSpec, Isolated
 from fp8ref.conform.ulps import distance, histogram
 from fp8ref.golden import manifest as mf
 from fp8ref.golden.io import LoadedCase, load_case
-from fp8ref.golden.ops import SUITES, suite_module
+from fp8ref.golden.ops import SUITES, compute
 
 __all__ = ["CaseResult", "SuiteSummary", "ConformReport", "run", "categorize", "Element", "pick_worst"]
 
@@ -261,12 +262,23 @@ def run(backend: Any, root: str | Path, *, suites: list[str] | None = None, tole
     (:mod:`fp8ref.conform.isolate`); default: isolate every backend but fp8ref's built-in ones.
     Raises :class:`fp8ref.golden.SetError` when the set itself is invalid, ``ValueError`` for an unknown
     backend name and :class:`fp8ref.backends.BackendUnavailable` when the backend cannot run here."""
+    from fp8ref.outputs import UsageError
+
     root = Path(root)
     manifest = mf.load(root)
+    unknown = [s for s in manifest["suites"] if s not in SUITES]
+    if unknown:
+        raise mf.SetError(f"manifest: suite(s) {unknown} unknown to fp8ref {fp8ref.__version__} (it runs "
+                          f"{', '.join(SUITES)})")
+    missing = [s for s in suites or () if s not in manifest["suites"]]
+    if missing:
+        raise UsageError(f"the set in {root} has no suite {', '.join(map(repr, missing))} (it has "
+                         f"{', '.join(manifest['suites']) or 'none'})")
     wanted = [s for s in SUITES if s in manifest["suites"] and (not suites or s in suites)]
+    entries, not_run = plan(manifest, wanted)  # the whole set is checked before the backend starts
     executor = executor_for(backend, isolate=isolate, timeout=timeout)
     try:
-        return _run(executor, root, manifest, wanted, tolerance, keep, infer_accumulation, log)
+        return _run(executor, root, entries, not_run, wanted, tolerance, keep, infer_accumulation, log)
     finally:
         executor.close()
 
@@ -283,22 +295,15 @@ def executor_for(backend: Any, *, isolate: bool | None = None, timeout: float = 
     return Isolated(BackendSpec.of(backend), timeout)
 
 
-def _run(executor: Any, root: Path, manifest: dict[str, Any], wanted: list[str], tolerance: float, keep: int,
-         infer_accumulation: bool, log: Any) -> ConformReport:
+def _run(executor: Any, root: Path, entries: list[dict[str, Any]], not_run: dict[str, int], wanted: list[str],
+         tolerance: float, keep: int, infer_accumulation: bool, log: Any) -> ConformReport:
     caps = executor.capabilities
-    not_run: dict[str, int] = {}
     selectable = bool(caps.accumulation_selectable)
     summaries = {s: SuiteSummary(s) for s in wanted}
     results: list[CaseResult] = []
     mm_runs: list[tuple[LoadedCase, np.ndarray]] = []
-    for entry in manifest["cases"]:
+    for entry in entries:
         s = entry["suite"]
-        if s not in summaries:
-            continue
-        runner = suite_module(s).BACKEND_OPS.get(entry["op"])
-        if runner is None:  # an op with no backend operation (recipe arithmetic): golden verify checks it
-            not_run[entry["op"]] = not_run.get(entry["op"], 0) + 1
-            continue
         case = load_case(root, entry)  # SetError propagates: a corrupt set is not a backend failure
         res = CaseResult(case.id, s, case.op, "error")
         params = dict(case.params)
@@ -312,6 +317,7 @@ def _run(executor: Any, root: Path, manifest: dict[str, Any], wanted: list[str],
         elif out.kind == "violation":
             res.status, res.reason = "fail", out.reason
         elif out.kind == "error":
+            _blame(case, out.reason)
             res.status, res.reason = "error", out.reason
         else:
             outputs = out.outputs or {}
@@ -339,16 +345,27 @@ def _run(executor: Any, root: Path, manifest: dict[str, Any], wanted: list[str],
                          not_run)
 
 
+def _blame(case: LoadedCase, reason: str) -> None:
+    """A case the backend failed is the backend's fault only if the reference can compute it:
+    :class:`SetError` when the reference fails too (parameters or tensors that do not fit the op)."""
+    try:
+        with np.errstate(all="ignore"):
+            compute(case.op, case.params, case.inputs)
+    except Exception as exc:  # noqa: BLE001 - any failure of the reference on the set's data
+        raise mf.SetError(f"case {case.id!r}: the reference cannot compute it either "
+                          f"({describe_exception(exc)}); the backend failed with: {reason}") from None
+
+
 def _check_outputs(case: LoadedCase, outputs: dict[str, np.ndarray]) -> None:
     """The runner's outputs (fp8ref code, from contract-checked backend results) against the set's expected
     tensors: a name, dtype or shape that differs means the set does not hold what its op computes."""
     for name, exp in case.outputs.items():
         got = outputs.get(name)
         if got is None:
-            raise mf.SetError(f"case {case.id}: output {name!r} is not an output of op {case.op!r} "
+            raise mf.SetError(f"case {case.id!r}: output {name!r} is not an output of op {case.op!r} "
                               f"(it gives {', '.join(sorted(outputs))})")
         if got.dtype != exp.dtype or got.shape != exp.shape:
-            raise mf.SetError(f"case {case.id}: output {name!r} is {exp.dtype}{list(exp.shape)} in the set; "
+            raise mf.SetError(f"case {case.id!r}: output {name!r} is {exp.dtype}{list(exp.shape)} in the set; "
                               f"op {case.op!r} gives {got.dtype}{list(got.shape)} for its inputs")
 
 

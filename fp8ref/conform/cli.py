@@ -50,6 +50,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.timeout is not None and not args.timeout > 0:
         print("fp8ref conform: --timeout must be > 0 seconds", file=sys.stderr)
         return 2
+    if args.report:  # before any work: OutputError is one line and exit 2 (fp8ref.cli)
+        from fp8ref.outputs import check_output_file
+
+        check_output_file(args.report)
     if args.trainer:
         return _trainer(args)
     from fp8ref.backends import BackendUnavailable

@@ -365,8 +365,8 @@ def _check_outputs(case: LoadedCase, outputs: dict[str, np.ndarray]) -> None:
             raise mf.SetError(f"case {case.id!r}: output {name!r} is not an output of op {case.op!r} "
                               f"(it gives {', '.join(sorted(outputs))})")
         if got.dtype != exp.dtype or got.shape != exp.shape:
-            raise mf.SetError(f"case {case.id!r}: output {name!r} is {exp.dtype}{list(exp.shape)} in the set; "
-                              f"op {case.op!r} gives {got.dtype}{list(got.shape)} for its inputs")
+            raise mf.SetError(f"case {case.id!r}: output {name!r} is {exp.dtype}{list(exp.shape)} in the "
+                              f"set; op {case.op!r} gives {got.dtype}{list(got.shape)} for its inputs")
 
 
 def _add(s: SuiteSummary, r: CaseResult, keep: int) -> None:

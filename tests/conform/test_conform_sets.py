@@ -111,3 +111,26 @@ def test_every_backend_op_has_a_parameter_spec_and_the_committed_set_passes_it()
     manifest = load(GOLDEN)
     entries, not_run = plan(manifest, list(SUITES))
     assert len(entries) + sum(not_run.values()) == len(manifest["cases"]) and not_run == {"scale_bias": 16}
+
+
+@pytest.mark.parametrize("trainer", [False, True])
+def test_report_destination_is_checked_before_anything_runs(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            trainer: bool) -> None:
+    import fp8ref.conform.harness as harness
+    import fp8ref.conform.trainer as trainer_mod
+
+    def must_not_run(*a, **k):
+        raise AssertionError("computed before the destination was checked")
+
+    monkeypatch.setattr(harness, "run", must_not_run)
+    monkeypatch.setattr(trainer_mod, "compare_trainer", must_not_run)
+    extra = ["--trainer", "--steps", "1"] if trainer else ["--golden", str(copy_cases(tmp_path / "set"))]
+    for dest, named, problem in ((tmp_path, tmp_path, "is a folder, expected a file name"),
+                                 (Path("/proc/fp8ref-no/r.json"), "/proc", "cannot write there")):
+        code = main(["conform", "--backend", "reference", *extra, "--report", str(dest)])
+        cap = capsys.readouterr()
+        assert code == 2 and cap.out == ""
+        assert cap.err.startswith(f"fp8ref conform: {named}: {problem}")
+        assert len(cap.err.strip().splitlines()) == 1

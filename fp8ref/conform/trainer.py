@@ -25,7 +25,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["compare_trainer", "format_report", "ulp_distance"]
+from fp8ref.conform.contract import CheckedBackend, ContractViolation
+from fp8ref.conform.execute import describe_exception
+
+__all__ = ["compare_trainer", "format_report", "ulp_distance", "locate"]
 
 _FORWARD = ("w", "bias_w", "scale_w", "w_codes", "x", "bias_x", "scale_x", "x_codes", "y")
 _BACKWARD = ("dy", "bias_g", "scale_g", "g_codes", "dx", "dw")
@@ -107,7 +110,9 @@ def compare_trainer(backend: Any, steps: int = 5, *, config: Any = None, preset:
     Returns:
       A JSON-serialisable dict: ``backend``, ``backend_accumulation`` (the claim), ``reference_accumulate``,
       ``config``, ``steps_run``, ``identical``, ``status`` (``"ok"``; ``"unsupported"``: the backend refused
-      an operation; ``"error"``: an operation failed, e.g. on non-finite values), ``reason``,
+      an operation; ``"error"``: an operation failed, raised, called ``sys.exit``, returned a result outside
+      its contract (:mod:`fp8ref.conform.contract`), or its results made the run diverge), ``reason``,
+      ``where`` (when the backend side stopped: ``step``, ``phase``, ``layer``, ``op``, see :func:`locate`),
       ``first_divergence`` (``None`` or ``step``, ``phase``, ``layer``, ``tensor``, ``differing``, ``size``,
       ``max_ulps``, ``index``, ``backend_value``, ``reference_value``), and ``per_step`` (per step: the
       number of differing tensors, the largest distance and the first differing tensor).
@@ -142,13 +147,23 @@ def compare_trainer(backend: Any, steps: int = 5, *, config: Any = None, preset:
         "per_step": [],
     }
     wanted = range(steps)
+    checked = CheckedBackend(be)
     try:
-        recs_b = capture_training(replace(cfg, accumulate=None, backend=be.name), wanted, ops=be)
-    except Unsupported as exc:
-        report.update(status="unsupported", reason=str(exc))
-        return report
-    except (FloatingPointError, ValueError, RuntimeError) as exc:
-        report.update(status="error", reason=f"backend side: {_err(exc)}")
+        recs_b = capture_training(replace(cfg, accumulate=None, backend=be.name), wanted, ops=checked)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - whatever the backend does is reported
+        where = locate(exc, checked.op)
+        report["where"] = where
+        at = ", ".join(f"{k} {v}" for k, v in where.items() if v is not None) or "outside the training steps"
+        if isinstance(exc, Unsupported):
+            what = str(exc)
+        elif isinstance(exc, SystemExit):
+            what = f"the backend called sys.exit({exc.code!r})"
+        elif isinstance(exc, ContractViolation):
+            what = f"contract violation: {exc}"
+        else:
+            what = describe_exception(exc)
+        report.update(status="unsupported" if isinstance(exc, Unsupported) else "error",
+                      reason=f"backend side, {at}: {what}")
         return report
     try:
         recs_r = capture_training(replace(cfg, accumulate=ref_acc, backend="reference"), wanted, ops=ref)
@@ -168,6 +183,30 @@ def compare_trainer(backend: Any, steps: int = 5, *, config: Any = None, preset:
 
 def _err(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def locate(exc: BaseException, op: str | None) -> dict[str, Any]:
+    """Where in the training run ``exc`` was raised: ``step`` (the training loop's step), ``phase``
+    (``forward``, ``backward``, or ``evaluation`` for a forward pass outside training), ``layer`` (the FP8
+    linear layer) and ``op`` (the backend operation in progress), read from the frames of its traceback;
+    ``None`` for what the traceback does not show."""
+    from fp8ref.nn.fp8 import FP8Linear
+
+    where: dict[str, Any] = {"step": None, "phase": None, "layer": None, "op": op}
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        local = frame.f_locals
+        step = local.get("step")
+        if str(frame.f_globals.get("__name__", "")).startswith("fp8ref.nn.") and type(step) is int:
+            where["step"] = step
+        lin = local.get("self")
+        if isinstance(lin, FP8Linear):
+            where["layer"] = lin.name
+            if frame.f_code.co_name in ("forward", "backward"):
+                where["phase"] = frame.f_code.co_name if lin.training else "evaluation"
+        tb = tb.tb_next
+    return where
 
 
 def _model_name(model: Any) -> str:

@@ -15,7 +15,7 @@ finds the accumulation model that explains the backend's outputs best.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +25,12 @@ import fp8ref
 from fp8ref.conform.cases import plan
 from fp8ref.conform.execute import InProcess, describe_exception
 from fp8ref.conform.isolate import DEFAULT_TIMEOUT, BackendSpec, Isolated
-from fp8ref.conform.ulps import distance, histogram
+from fp8ref.conform.score import Element, categorize, pick_worst, score
 from fp8ref.golden import manifest as mf
 from fp8ref.golden.io import LoadedCase, load_case
 from fp8ref.golden.ops import SUITES, compute
 
 __all__ = ["CaseResult", "SuiteSummary", "ConformReport", "run", "categorize", "Element", "pick_worst"]
-
-
-@dataclass
-class Element:
-    """One deviating element, with what is needed to reproduce it."""
-
-    case: str
-    output: str
-    index: list[int]
-    ulps: float
-    category: str
-    expected: str
-    got: str
-    inputs: dict[str, str]
 
 
 @dataclass
@@ -111,148 +97,7 @@ class ConformReport:
                       "cases": [asdict(c) for c in self.cases]})
 
 
-# ---- element formatting and categories ---------------------------------------------------------------------
-def _show(arr: np.ndarray, idx: tuple[int, ...], fmt: str | None) -> str:
-    v = arr[idx] if arr.ndim else arr[()]
-    if fmt is not None:
-        c = int(v)
-        return f"0x{c:02x} ({fp8ref.format(fmt).decode(c)!r})"
-    if arr.dtype.name == "bfloat16":
-        return f"{float(v)!r} (0x{int(np.asarray(v).view(np.uint16)):04x})"
-    if arr.dtype.kind == "f":
-        bits = np.asarray(v).view(np.dtype(f"u{arr.dtype.itemsize}"))
-        return f"{float(v)!r} (0x{int(bits):0{2 * arr.dtype.itemsize}x})"
-    return repr(v.item() if hasattr(v, "item") else v)
-
-
-def _element_inputs(case: LoadedCase, out_name: str, idx: tuple[int, ...]) -> dict[str, str]:
-    """The inputs that produced element ``idx`` of output ``out_name``."""
-    ins = case.inputs
-    if case.op == "quantize":
-        d = {"x": _show(ins["x"], idx, None)}
-        if "srbits" in ins:
-            d["srbits"] = str(int(ins["srbits"][idx]))
-        return d
-    if case.op == "dequantize":
-        return {"codes": _show(ins["codes"], idx, case.formats.get("codes"))}
-    if case.op == "scaled_mm" and len(idx) == 2:
-        i, j = idx
-        d = {"a_row": ins["a"][i].tobytes().hex(),
-             "b_col": np.ascontiguousarray(ins["b"][:, j]).tobytes().hex()}
-        for s in ("scale_a", "scale_b"):
-            d[s] = repr(ins[s].tolist()) if ins[s].size <= 4 else f"shape {ins[s].shape}"
-        return d
-    if case.op not in ("quantize_scaled", "scaled_sequence") or not out_name.startswith("codes"):
-        return {}
-    x = ins.get("x") if "x" in ins else ins.get("x." + out_name.rsplit(".", 1)[-1])
-    if x is not None and x.shape == case.outputs[out_name].shape:
-        return {"x": _show(x, idx, None)}
-    return {}
-
-
-def categorize(case: LoadedCase, out_name: str, idx: tuple[int, ...], expected: np.ndarray,
-               got: np.ndarray) -> str:
-    """The rule a deviating element breaks: ``nan_payload`` (both NaN, other bits), ``nan_vs_number``,
-    ``overflow`` (input beyond the format's range, or Inf), ``double_rounding`` (the backend's code is the
-    reference's cast of the input first rounded to float32), ``signed_zero``, ``subnormal`` (expected or
-    observed value below the smallest normal), or ``rounding`` for anything else."""
-    fmt_name = case.formats.get(out_name)
-    e, g = expected[idx], got[idx]
-    if fmt_name is not None:
-        fmt = fp8ref.format(fmt_name)
-        ev, gv = fmt.decode(int(e)), fmt.decode(int(g))
-    else:
-        ev, gv = float(e), float(g)
-    if math.isnan(ev) and math.isnan(gv):
-        return "nan_payload"
-    x = None
-    if case.op == "quantize":
-        x = case.inputs["x"][idx]
-        fmt = fp8ref.format(case.params["format"])
-        xf = float(x)
-        if math.isnan(xf):
-            return "nan_vs_number"
-        if case.inputs["x"].dtype == np.float64 and "srbits" not in case.inputs and "seed" not in case.params:
-            kw = {k: case.params[k] for k in ("rounding", "saturate")}
-            with np.errstate(over="ignore"):
-                twice = fp8ref.quantize(np.array([np.float32(xf)]), fmt, **kw)[0]
-            if int(twice) == int(g):
-                return "double_rounding"
-        if math.isinf(xf) or abs(xf) > fmt.max:
-            return "overflow"
-    if math.isnan(ev) or math.isnan(gv):
-        return "nan_vs_number" if not (math.isinf(ev) or math.isinf(gv)) else "overflow"
-    if math.isinf(ev) or math.isinf(gv):
-        return "overflow"
-    if ev == 0 and gv == 0:
-        return "signed_zero"
-    if fmt_name is not None:
-        fmt = fp8ref.format(fmt_name)
-        if min(abs(ev), abs(gv)) < fmt.min_normal:
-            return "subnormal"
-    return "rounding"
-
-
-def pick_worst(elements: list[Element], keep: int) -> list[Element]:
-    """The ``keep`` elements to show: the furthest element of each category first (so that every kind of
-    deviation appears), then the furthest of the rest."""
-    ranked = sorted(elements, key=lambda e: -e.ulps)
-    chosen: list[Element] = []
-    seen: set[str] = set()
-    for e in ranked:
-        if e.category not in seen:
-            seen.add(e.category)
-            chosen.append(e)
-    chosen = chosen[:keep]
-    for e in ranked:
-        if len(chosen) >= keep:
-            break
-        if e not in chosen:
-            chosen.append(e)
-    return sorted(chosen, key=lambda e: -e.ulps)
-
-
 # ---- running -----------------------------------------------------------------------------------------------
-def _compare(case: LoadedCase, outputs: dict[str, np.ndarray], res: CaseResult, tolerance: float,
-             keep: int) -> None:
-    worst: list[Element] = []
-    for name in sorted(case.outputs):
-        exp = case.outputs[name]
-        got = outputs[name]  # same dtype and shape (_check_outputs)
-        fmt = case.formats.get(name)
-        d = distance(exp, got, fmt)
-        res.elements += d.size
-        res.exact += int(np.count_nonzero(d == 0))
-        if d.size:
-            res.max_ulps = max(res.max_ulps, float(d.max()))
-        for k, v in histogram(d).items():
-            res.histogram[k] = res.histogram.get(k, 0) + v
-        bad = np.flatnonzero(d.reshape(-1) > 0)
-        if bad.size:
-            order = bad[np.argsort(-d.reshape(-1)[bad], kind="stable")]
-            cats: dict[str, int] = {}
-            first: dict[str, int] = {}  # the furthest element of each category
-            for flat in order:  # categorise every deviating element (cheap: small cases)
-                idx = np.unravel_index(flat, exp.shape) if exp.ndim else ()
-                c = categorize(case, name, idx, exp, got)
-                cats[c] = cats.get(c, 0) + 1
-                first.setdefault(c, int(flat))
-            for k, v in cats.items():
-                res.categories[k] = res.categories.get(k, 0) + v
-            for flat in dict.fromkeys([*first.values(), *order[:keep].tolist()]):
-                idx = np.unravel_index(flat, exp.shape) if exp.ndim else ()
-                worst.append(Element(case.id, name, [int(i) for i in idx], float(d.reshape(-1)[flat]),
-                                     categorize(case, name, idx, exp, got), _show(exp, idx, fmt),
-                                     _show(got, idx, fmt), _element_inputs(case, name, idx)))
-    res.worst = pick_worst(worst, keep)
-    if res.exact == res.elements:
-        res.status = "exact"
-    elif res.max_ulps <= tolerance:
-        res.status = "within"
-    else:
-        res.status = "fail"
-
-
 def run(backend: Any, root: str | Path, *, suites: list[str] | None = None, tolerance: float = 0,
         keep: int = 5, infer_accumulation: bool = True, log: Any = None, isolate: bool | None = None,
         timeout: float = DEFAULT_TIMEOUT) -> ConformReport:
@@ -326,7 +171,9 @@ def _run(executor: Any, root: Path, entries: list[dict[str, Any]], not_run: dict
                                            or params["accumulate"] == caps.accumulation):
                 mm_runs.append((case, outputs["out"]))  # the backend's own accumulation
             if scored:
-                _compare(case, outputs, res, tolerance, keep)
+                sc = score(case, outputs, tolerance, keep)
+                for f in fields(sc):
+                    setattr(res, f.name, getattr(sc, f.name))
             else:
                 res.status = "skipped"
                 res.reason = (f"expected output uses accumulate={case.params.get('accumulate')!r}; "

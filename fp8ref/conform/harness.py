@@ -74,6 +74,8 @@ class ConformReport:
     accumulation: dict[str, Any] | None = None
     capabilities: dict[str, Any] | None = None
     not_run: dict[str, int] = field(default_factory=dict)  # op -> cases without a backend operation
+    isolated: bool = False  # the backend ran in a worker process
+    timeout: float | None = None  # its limit per case, in seconds (isolated only)
 
     @property
     def passed(self) -> bool:
@@ -94,6 +96,7 @@ class ConformReport:
                       "capabilities": self.capabilities,
                       "suites": {k: asdict(v) for k, v in self.suites.items()},
                       "accumulation": self.accumulation, "not_run": self.not_run,
+                      "isolated": self.isolated, "timeout": self.timeout,
                       "cases": [asdict(c) for c in self.cases]})
 
 
@@ -189,7 +192,7 @@ def _run(executor: Any, root: Path, entries: list[dict[str, Any]], not_run: dict
 
         acc = explain(caps.accumulation, mm_runs, executor.probe())
     return ConformReport(executor.name, str(root), float(tolerance), summaries, results, acc, caps.to_dict(),
-                         not_run)
+                         not_run, executor.isolated, getattr(executor, "timeout", None))
 
 
 def _blame(case: LoadedCase, reason: str) -> None:

@@ -85,9 +85,12 @@ def probe(backend: Any) -> dict[str, Any]:
 def explain(claimed: str | None, runs: list[tuple[Any, np.ndarray]],
             probed: dict[str, Any]) -> dict[str, Any]:
     """The analysis of the matmul outputs ``runs`` (case, the backend's output) of a backend that claims
-    ``claimed``; ``probed`` is :func:`probe`'s answer for it."""
+    ``claimed``; ``probed`` is :func:`probe`'s answer for it. ``best`` is the model reproducing the most
+    elements bit for bit, ``None`` when none reproduces a single one; ``explains_all`` when it reproduces
+    every element."""
     ranking = rank_presets(runs)
-    best = ranking[0] if ranking else None
+    # the top of the ranking explains nothing when it reproduces no element at all
+    best = ranking[0] if ranking and ranking[0]["bit_exact"] > 0 else None
     return {"claimed": claimed,
             "best": best["model"] if best else None,
             "explains_all": bool(best and best["bit_exact"] == best["elements"]),

@@ -34,8 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "crashes or hangs fails the case instead of stopping the run (default: isolate every "
                         "backend but fp8ref's built-in ones)")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                   help=f"with isolation: the time one case may take before the worker is killed and the "
-                        f"case fails (default {DEFAULT_TIMEOUT:g})")
+                   help=f"with isolation: the time one case (with --trainer: the backend's whole training "
+                        f"run) may take before the worker is killed and the case fails (default "
+                        f"{DEFAULT_TIMEOUT:g})")
     p.add_argument("--trainer", action="store_true",
                    help="instead: train side by side on the backend and the reference and report the first "
                         "step/layer/tensor where they diverge")
@@ -94,11 +95,13 @@ def _trainer(args: argparse.Namespace) -> int:
     """``--trainer``: fp8ref.conform.trainer.compare_trainer, rendered; exit 0 identical, 1 diverged,
     2 when the backend refused or failed an operation."""
     from fp8ref.backends import BackendUnavailable
+    from fp8ref.conform.isolate import DEFAULT_TIMEOUT
     from fp8ref.conform.trainer import compare_trainer
 
     kw = {} if args.steps is None else {"steps": args.steps}
+    timeout = DEFAULT_TIMEOUT if args.timeout is None else args.timeout
     try:
-        result = compare_trainer(args.backend, **kw)
+        result = compare_trainer(args.backend, isolate=args.isolate, timeout=timeout, **kw)
     except (ValueError, KeyError, BackendUnavailable) as exc:
         print(f"fp8ref conform --trainer: {exc}", file=sys.stderr)
         return 2
@@ -114,7 +117,8 @@ def _trainer(args: argparse.Namespace) -> int:
 def format_trainer(r: dict) -> str:
     """The human-readable form of a trainer side-by-side comparison."""
     lines = [f"fp8ref conform --trainer: backend {r.get('backend')} (accumulation "
-             f"{r.get('backend_accumulation')!r}) vs reference "
+             f"{r.get('backend_accumulation')!r}{', in a worker process' if r.get('isolated') else ''}) "
+             "vs reference "
              f"(accumulate={r.get('reference_accumulate')!r}), "
              f"{r.get('steps_run')} steps"]
     if r.get("status") != "ok":

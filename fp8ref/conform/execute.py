@@ -103,5 +103,10 @@ class InProcess:
         except SystemExit as exc:
             return {"error": f"backend called sys.exit({exc.code!r}) {during(checked.op)}"}
 
+    def trainer(self, config: dict[str, Any], steps: int) -> dict[str, Any]:
+        from fp8ref.conform.trainer import backend_side
+
+        return backend_side(CheckedBackend(self.backend), config, steps)
+
     def close(self) -> None:
         pass

@@ -129,6 +129,10 @@ def _worker(conn: Any, spec: BackendSpec, current: Any) -> None:
             conn.send(("outcome", out.kind, out.outputs, out.reason))
         elif task[0] == "probe":
             conn.send(("probe", run_probe(checked)))
+        elif task[0] == "trainer":
+            from fp8ref.conform.trainer import backend_side
+
+            conn.send(("trainer", backend_side(checked, *task[1:])))
         else:
             return
 
@@ -160,6 +164,7 @@ class Isolated:
         self._conn: Any = None
         self._current: Any = None
         self._broken: str | None = None  # why a restart failed: later cases are not tried
+        self._last_op: str | None = None  # the operation in progress when the worker was last lost
         self.name, self.capabilities = self._start()
 
     # ---- the worker --------------------------------------------------------------------------------------
@@ -197,11 +202,10 @@ class Isolated:
             except Exception as exc:  # noqa: BLE001 - a message that does not unpickle
                 self._kill()
                 return ("died", f"sent a message that cannot be read ({describe_exception(exc)})")
+        op = self._last_op = self._op()
         if not ready:
-            op = self._op()
             self._kill()
             return ("timeout", f"timed out after {timeout:g} s {during(op)}")
-        op = self._op()
         self._proc.join(5)
         how = _how_it_ended(self._proc.exitcode)
         self._kill()
@@ -241,6 +245,14 @@ class Isolated:
     def probe(self) -> dict[str, Any]:
         reply = self._request(("probe",))
         return reply[1] if reply[0] == "probe" else {"error": reply[1]}
+
+    def trainer(self, config: dict[str, Any], steps: int) -> dict[str, Any]:
+        """:func:`fp8ref.conform.trainer.backend_side` in the worker, all steps within one ``timeout``."""
+        reply = self._request(("trainer", config, steps))
+        if reply[0] == "trainer":
+            return reply[1]
+        return {"status": "error", "reason": f"backend side: {reply[1]}",
+                "where": {"step": None, "phase": None, "layer": None, "op": self._last_op}}
 
     def close(self) -> None:
         if self._conn is not None:

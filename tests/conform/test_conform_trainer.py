@@ -81,7 +81,7 @@ def test_injected_deviations_are_located_in_execution_order(where: str) -> None:
 
 
 def test_unsupported() -> None:
-    r = compare_trainer(_NoMM(), steps=2, **SMALL)
+    r = compare_trainer(_NoMM(), steps=2, isolate=False, **SMALL)
     assert r["status"] == "unsupported" and "no GEMM here" in r["reason"] and r["steps_run"] == 0
     assert not r["identical"]
 
@@ -143,6 +143,10 @@ class _FailAt(ReferenceBackend):
                 import sys
 
                 sys.exit(0)
+            if self.what == "hard-exit":
+                import os
+
+                os._exit(0)
             if self.what == "float64":
                 return super().scaled_mm(*args, **kwargs).astype(np.float64)
         return super().scaled_mm(*args, **kwargs)
@@ -168,18 +172,18 @@ def test_every_backend_failure_is_reported_with_step_layer_and_op(what: str, wor
     dw of the last layer in step 1."""
     layers = _fp8_layers()
     n = len(layers)
-    r = compare_trainer(_FailAt(4 * n + 1, what), steps=2, **SMALL)
+    r = compare_trainer(_FailAt(4 * n + 1, what), steps=2, isolate=False, **SMALL)
     assert r["status"] == "error" and not r["identical"] and r["steps_run"] == 0
     assert r["where"] == {"step": 1, "phase": "backward", "layer": layers[-1], "op": "scaled_mm"}
     assert r["reason"].startswith(f"backend side, step 1, phase backward, layer {layers[-1]}, op scaled_mm: "
                                   f"{words}")
     json.dumps(r)
-    r = compare_trainer(_FailAt(1, what), steps=1, **SMALL)
+    r = compare_trainer(_FailAt(1, what), steps=1, isolate=False, **SMALL)
     assert r["where"] == {"step": 0, "phase": "forward", "layer": layers[1], "op": "scaled_mm"}
 
 
 def test_an_exception_in_amax_and_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
-    r = compare_trainer(_KeyErrorInAmax(), steps=1, **SMALL)
+    r = compare_trainer(_KeyErrorInAmax(), steps=1, isolate=False, **SMALL)
     assert r["status"] == "error" and r["reason"].endswith("op amax: KeyError: 'amax table'")
     assert r["where"]["phase"] == "forward" and r["where"]["step"] == 0
     backends.register("keyerror-in-amax", _KeyErrorInAmax)
@@ -191,3 +195,18 @@ def test_an_exception_in_amax_and_the_cli(capsys: pytest.CaptureFixture[str]) ->
         backends.unregister("keyerror-in-amax")
     out = capsys.readouterr().out
     assert "status: error: backend side, step 0, phase forward" in out and "KeyError" in out
+
+
+def test_the_backend_side_runs_in_a_worker() -> None:
+    """A backend that is not built in trains in a worker process: sys.exit there is still located; a
+    process exit (no exception) ends the comparison with the operation it happened in."""
+    layers = _fp8_layers()
+    r = compare_trainer(_FailAt(1, "exit"), steps=1, **SMALL)
+    assert r["isolated"] and r["status"] == "error"
+    assert r["reason"] == (f"backend side, step 0, phase forward, layer {layers[1]}, op scaled_mm: "
+                           "the backend called sys.exit(0)")
+    r = compare_trainer(_FailAt(1, "hard-exit"), steps=1, **SMALL)
+    assert r["status"] == "error" and not r["identical"]
+    assert r["reason"] == "backend side: backend process exited with status 0 during op scaled_mm"
+    assert r["where"]["op"] == "scaled_mm"
+    assert not compare_trainer("reference", steps=1, **SMALL)["isolated"]

@@ -68,7 +68,9 @@ def probe(backend: Any) -> dict[str, Any]:
     try:
         inf = probes.infer(dot, "E4M3", accepts_c=False)
     except Exception as exc:  # noqa: BLE001 - a backend failing a probe is a finding, not a crash
-        return {"error": f"{type(exc).__name__}: {exc}"}
+        from fp8ref.conform.execute import describe_exception
+
+        return {"error": describe_exception(exc)}
     out: dict[str, Any] = {}
     for k in ("nfma", "nfma_min", "frac_bits", "frac_bits_min", "out_frac_bits", "rounding", "c_mode",
               "promotion", "promotion_tested_k", "validated", "mismatched"):

@@ -1,7 +1,8 @@
 """Running one case on a backend: what came back (:class:`Outcome`), in this process (:class:`InProcess`).
 
-:func:`run_case` is the one place that calls a suite's backend runner; the worker process of
-:mod:`fp8ref.conform.isolate` calls it too. The backend is wrapped in a
+:func:`run_case` is the one place that calls a suite's backend runner; an executor (:class:`InProcess`, or
+:class:`~fp8ref.conform.isolate.Isolated` in a worker process) calls it, as every function that needs the
+backend: ``executor.call(run_case, suite, op, params, inputs)``. The backend is wrapped in a
 :class:`~fp8ref.conform.contract.CheckedBackend`, so that every result is checked against its operation's
 contract before the runner converts it. What a call can end in:
 
@@ -13,6 +14,7 @@ contract before the runner converts it. What a call can end in:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +24,7 @@ from fp8ref.backends.base import Unsupported
 from fp8ref.conform.contract import CheckedBackend, ContractViolation
 from fp8ref.golden.ops import suite_module
 
-__all__ = ["Outcome", "run_case", "run_probe", "InProcess", "describe_exception", "during"]
+__all__ = ["Outcome", "Lost", "run_case", "InProcess", "describe_exception", "during"]
 
 #: longest exception text kept in a reason (a backend's message can be anything)
 MAX_REASON = 500
@@ -72,41 +74,37 @@ def _plain(v: Any) -> np.ndarray:
     return arr
 
 
-def run_probe(checked: CheckedBackend) -> dict[str, Any]:
-    from fp8ref.conform.models import probe
+@dataclass(frozen=True)
+class Lost:
+    """A call that ended without a result: the backend's process exited, crashed or ran out of time, or
+    (in this process) the backend called ``sys.exit``. ``op`` is the operation it was in."""
 
-    return probe(checked)
+    reason: str
+    op: str | None = None
 
 
 class InProcess:
     """Runs the backend's calls in this process: fast, but a backend that exits, crashes or hangs takes the
-    harness with it (``sys.exit`` is caught and reported). For the built-in backends."""
+    harness with it (``sys.exit`` is caught and reported). For the built-in backends.
+
+    ``call(fn, *args)`` is ``fn(CheckedBackend(backend), *args)``, or :class:`Lost` when the backend called
+    ``sys.exit``; :class:`~fp8ref.conform.isolate.Isolated` has the same interface.
+    """
 
     isolated = False
+    timeout = None
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
         self.name: str = backend.name
         self.capabilities = backend.capabilities
 
-    def run_case(self, suite: str, op: str, params: dict[str, Any], inputs: dict[str, np.ndarray]) -> Outcome:
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         checked = CheckedBackend(self.backend)
         try:
-            return run_case(checked, suite, op, params, inputs)
+            return fn(checked, *args)
         except SystemExit as exc:
-            return Outcome("error", reason=f"backend called sys.exit({exc.code!r}) {during(checked.op)}")
-
-    def probe(self) -> dict[str, Any]:
-        checked = CheckedBackend(self.backend)
-        try:
-            return run_probe(checked)
-        except SystemExit as exc:
-            return {"error": f"backend called sys.exit({exc.code!r}) {during(checked.op)}"}
-
-    def trainer(self, config: dict[str, Any], steps: int) -> dict[str, Any]:
-        from fp8ref.conform.trainer import backend_side
-
-        return backend_side(CheckedBackend(self.backend), config, steps)
+            return Lost(f"backend called sys.exit({exc.code!r}) {during(checked.op)}", checked.op)
 
     def close(self) -> None:
         pass

@@ -23,7 +23,7 @@ import numpy as np
 
 import fp8ref
 from fp8ref.conform.cases import plan
-from fp8ref.conform.execute import InProcess, describe_exception
+from fp8ref.conform.execute import InProcess, Lost, Outcome, describe_exception, run_case
 from fp8ref.conform.isolate import DEFAULT_TIMEOUT, BackendSpec, Isolated
 from fp8ref.conform.score import Element, categorize, pick_worst, score
 from fp8ref.golden import manifest as mf
@@ -159,7 +159,9 @@ def _run(executor: Any, root: Path, entries: list[dict[str, Any]], not_run: dict
         if case.op == "scaled_mm" and not selectable:
             scored = params.get("accumulate") == caps.accumulation
             params["accumulate"] = None
-        out = executor.run_case(s, case.op, params, case.inputs)
+        out = executor.call(run_case, s, case.op, params, case.inputs)
+        if isinstance(out, Lost):
+            out = Outcome("error", reason=out.reason)
         if out.kind == "skipped":
             res.status, res.reason = "skipped", out.reason
         elif out.kind == "violation":
@@ -188,11 +190,14 @@ def _run(executor: Any, root: Path, entries: list[dict[str, Any]], not_run: dict
             log(res)
     acc = None
     if infer_accumulation and mm_runs:
-        from fp8ref.conform.models import explain
+        from fp8ref.conform.models import explain, probe
 
-        acc = explain(caps.accumulation, mm_runs, executor.probe())
+        probed = executor.call(probe)
+        if isinstance(probed, Lost):
+            probed = {"error": probed.reason}
+        acc = explain(caps.accumulation, mm_runs, probed)
     return ConformReport(executor.name, str(root), float(tolerance), summaries, results, acc, caps.to_dict(),
-                         not_run, executor.isolated, getattr(executor, "timeout", None))
+                         not_run, executor.isolated, executor.timeout)
 
 
 def _blame(case: LoadedCase, reason: str) -> None:

@@ -27,14 +27,13 @@ import os
 import pickle
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-import numpy as np
-
 from fp8ref.backends.base import OPS, Backend, BackendUnavailable, Capabilities
 from fp8ref.conform.contract import CheckedBackend
-from fp8ref.conform.execute import Outcome, describe_exception, during, run_case, run_probe
+from fp8ref.conform.execute import Lost, describe_exception, during
 from fp8ref.golden.ops import SUITES, suite_module
 
 __all__ = ["Isolated", "BackendSpec", "DEFAULT_TIMEOUT", "START_TIMEOUT"]
@@ -124,17 +123,14 @@ def _worker(conn: Any, spec: BackendSpec, current: Any) -> None:
             task = conn.recv()
         except EOFError:
             return
-        if task[0] == "case":
-            out = run_case(checked, *task[1:])
-            conn.send(("outcome", out.kind, out.outputs, out.reason))
-        elif task[0] == "probe":
-            conn.send(("probe", run_probe(checked)))
-        elif task[0] == "trainer":
-            from fp8ref.conform.trainer import backend_side
-
-            conn.send(("trainer", backend_side(checked, *task[1:])))
-        else:
+        if task[0] != "call":
             return
+        checked.op = None
+        try:
+            result = ("done", task[1](checked, *task[2]))
+        except Exception as exc:  # noqa: BLE001 - the functions sent here report their own errors
+            result = ("failed", f"{describe_exception(exc)} {during(checked.op)}")
+        conn.send(result)
 
 
 def _how_it_ended(exitcode: int | None) -> str:
@@ -229,6 +225,7 @@ class Isolated:
                 self._broken = f"not run: the backend process could not be restarted ({exc})"
                 return ("died", self._broken)
         self._current.value = -1
+        self._last_op = None
         try:
             self._conn.send(task)
         except (OSError, ValueError):  # the worker died between two cases
@@ -236,23 +233,14 @@ class Isolated:
         return self._receive(self.timeout)
 
     # ---- the executor interface ----------------------------------------------------------------------------
-    def run_case(self, suite: str, op: str, params: dict[str, Any], inputs: dict[str, np.ndarray]) -> Outcome:
-        reply = self._request(("case", suite, op, params, inputs))
-        if reply[0] == "outcome":
-            return Outcome(reply[1], reply[2], reply[3])
-        return Outcome("error", reason=reply[1])
-
-    def probe(self) -> dict[str, Any]:
-        reply = self._request(("probe",))
-        return reply[1] if reply[0] == "probe" else {"error": reply[1]}
-
-    def trainer(self, config: dict[str, Any], steps: int) -> dict[str, Any]:
-        """:func:`fp8ref.conform.trainer.backend_side` in the worker, all steps within one ``timeout``."""
-        reply = self._request(("trainer", config, steps))
-        if reply[0] == "trainer":
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(CheckedBackend(backend), *args)`` in the worker (``fn`` a module-level function, which the
+        worker imports), or :class:`~fp8ref.conform.execute.Lost` when the worker exited, crashed or did
+        not answer within ``timeout`` seconds."""
+        reply = self._request(("call", fn, args))
+        if reply[0] == "done":
             return reply[1]
-        return {"status": "error", "reason": f"backend side: {reply[1]}",
-                "where": {"step": None, "phase": None, "layer": None, "op": self._last_op}}
+        return Lost(reply[1], self._last_op)
 
     def close(self) -> None:
         if self._conn is not None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from fp8ref.backends.base import Unsupported
 from fp8ref.conform.contract import CheckedBackend, ContractViolation
-from fp8ref.conform.execute import describe_exception
+from fp8ref.conform.execute import Lost, describe_exception
 from fp8ref.conform.isolate import DEFAULT_TIMEOUT
 from fp8ref.nn.config import TrainConfig
 
@@ -163,7 +163,10 @@ def _compare(executor: Any, cfg: TrainConfig, steps: int, reference_accumulate: 
         "per_step": [],
     }
     wanted = range(steps)
-    side = executor.trainer(cfg.to_dict(), steps)
+    side = executor.call(backend_side, cfg.to_dict(), steps)
+    if isinstance(side, Lost):
+        side = {"status": "error", "reason": f"backend side: {side.reason}",
+                "where": {"step": None, "phase": None, "layer": None, "op": side.op}}
     if "records" not in side:
         report.update(side)
         return report

@@ -1,10 +1,16 @@
 """Run a golden set through a backend and measure, case by case and element by element, how it deviates.
 
-For each case: the suite's backend runner (``fp8ref.golden.suites.<suite>.BACKEND_OPS[op]``) calls the
-backend; :class:`fp8ref.backends.Unsupported` makes the case *skipped*; every output is compared with the
-set's expected output by ulp distance (:mod:`fp8ref.conform.ulps`), and each differing element gets a
-*category* naming the rule it breaks (:func:`categorize`). A case *fails* when any element is further than
-``tolerance`` ulps (NaN class differences are always failures).
+First the whole set is checked (:mod:`fp8ref.conform.cases`: unknown suites and ops, missing or bad
+parameters are the set's fault). Then, for each case, the suite's backend runner
+(``fp8ref.golden.suites.<suite>.BACKEND_OPS[op]``) calls the backend -- in this process for fp8ref's
+built-in backends, in a worker process with a time limit for any other (:mod:`fp8ref.conform.isolate`) --
+and every result is checked against its operation's contract (:mod:`fp8ref.conform.contract`).
+:class:`fp8ref.backends.Unsupported` makes the case *skipped*, a contract violation *fails* it, an exception,
+exit, crash or timeout makes it an *error* (unless the reference cannot compute the case either: then the
+set is invalid). Every output is compared with the set's expected output by ulp distance
+(:mod:`fp8ref.conform.ulps`), and each differing element gets a *category* naming the rule it breaks
+(:mod:`fp8ref.conform.score`). A case *fails* when any element is further than ``tolerance`` ulps (NaN
+class differences are always failures).
 
 Matmul: a backend that cannot select an accumulation model (``capabilities.accumulation_selectable`` is
 false) runs each case with its own accumulation (``accumulate=None``); cases whose model is not the one

@@ -134,3 +134,16 @@ def test_report_destination_is_checked_before_anything_runs(tmp_path: Path,
         assert code == 2 and cap.out == ""
         assert cap.err.startswith(f"fp8ref conform: {named}: {problem}")
         assert len(cap.err.strip().splitlines()) == 1
+
+
+def test_bad_option_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = copy_cases(tmp_path / "set")
+    for extra, words in ((["--timeout", "0"], "--timeout must be > 0 seconds"),
+                         (["--timeout", "nan"], "--timeout must be > 0 seconds"),
+                         (["--tolerance", "-1"], "--tolerance must be >= 0")):
+        code, out, err = _conform(root, capsys, *extra)
+        assert code == 2 and out == "" and err == f"fp8ref conform: {words}\n"
+    code, out, err = _conform(root, capsys, "--no-isolate")
+    assert code == 0 and "(in this process)" in out
+    code, out, err = _conform(root, capsys, "--isolate", "--timeout", "90")
+    assert code == 0 and "(in a worker process, 90 s per case)" in out

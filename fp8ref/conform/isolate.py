@@ -161,6 +161,7 @@ class Isolated:
         self._current: Any = None
         self._broken: str | None = None  # why a restart failed: later cases are not tried
         self._last_op: str | None = None  # the operation in progress when the worker was last lost
+        self._busy = False  # a task was sent and its answer not yet received
         self.name, self.capabilities = self._start()
 
     # ---- the worker --------------------------------------------------------------------------------------
@@ -226,11 +227,14 @@ class Isolated:
                 return ("died", self._broken)
         self._current.value = -1
         self._last_op = None
+        self._busy = True
         try:
             self._conn.send(task)
         except (OSError, ValueError):  # the worker died between two cases
             return self._receive(0.01)
-        return self._receive(self.timeout)
+        reply = self._receive(self.timeout)
+        self._busy = False  # (still True when interrupted: close() then kills the worker at once)
+        return reply
 
     # ---- the executor interface ----------------------------------------------------------------------------
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -243,7 +247,7 @@ class Isolated:
         return Lost(reply[1], self._last_op)
 
     def close(self) -> None:
-        if self._conn is not None:
+        if self._conn is not None and not self._busy:
             try:
                 self._conn.send(("stop",))
             except (OSError, ValueError):

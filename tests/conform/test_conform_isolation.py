@@ -113,3 +113,35 @@ def test_cli_exit_status_and_report_survive_sys_exit(small: Path, tmp_path: Path
                        capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0 and "result: PASS" in p.stdout, p.stdout + p.stderr
     assert "hello from the backend" not in p.stdout and "hello from the backend" in p.stderr
+
+
+def test_ctrl_c_stops_the_run_and_its_worker(small: Path) -> None:
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while the worker hangs: the command
+    says 'interrupted', exits 130 at once, and leaves no worker behind."""
+    import os
+    import signal
+    import time
+
+    code = ("import sys; from fp8ref import backends; from fp8ref.cli import main; "
+            "from conform import misbehaving as mb; backends.register('hangs', mb.Hangs); "
+            "sys.exit(main(sys.argv[1:]))")
+    env = {"PYTHONPATH": f"{REPO}:{REPO / 'tests'}", "PATH": "/usr/bin:/bin"}
+    p = subprocess.Popen([sys.executable, "-c", code, "conform", "--backend", "hangs", "--golden", str(small),
+                          "--timeout", "300"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=env, start_new_session=True)
+    def alive() -> list[str]:
+        """The live processes of the run's process group (zombies are reaped by init, not by the run)."""
+        ps = subprocess.run(["ps", "-o", "stat=,args=", "-g", str(p.pid)], capture_output=True, text=True)
+        return [ln for ln in ps.stdout.splitlines() if ln.strip() and not ln.lstrip().startswith("Z")]
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any("spawn_main" in ln for ln in alive()):
+        time.sleep(0.5)
+    time.sleep(8)  # the worker has started and is in the hanging quantize (the small set's second case)
+    t = time.monotonic()
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and "interrupted" in err
+    assert time.monotonic() - t < 30
+    time.sleep(1)
+    assert alive() == []  # no worker (nor anything else of the run) is left

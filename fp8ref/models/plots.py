@@ -52,7 +52,9 @@ def plot_embed(path: str | Path, report: dict[str, Any]) -> Path | None:
     ax.set_ylabel("SQNR (dB)")
     ax.set_title("each linear layer's FP8 output vs float32 on the same input")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi + 0.35 * (hi - lo))  # room for the legend above the curves
+    ax.legend(fontsize=6, ncol=3, loc="upper center")
 
     ax = axes[0, 1]
     for r in runs:

@@ -25,7 +25,7 @@ import fp8ref
 from fp8ref.conform.ulps import distance, histogram
 from fp8ref.golden import manifest as mf
 from fp8ref.golden.io import LoadedCase, load_case
-from fp8ref.golden.ops import SUITES, suite_module
+from fp8ref.golden.ops import ALL_SUITES, suite_module
 
 __all__ = ["CaseResult", "SuiteSummary", "ConformReport", "run", "categorize", "Element", "pick_worst"]
 
@@ -266,7 +266,7 @@ def run(backend: Any, root: str | Path, *, suites: list[str] | None = None, tole
     be = get(backend) if isinstance(backend, str) else backend
     root = Path(root)
     manifest = mf.load(root)
-    wanted = [s for s in SUITES if s in manifest["suites"] and (not suites or s in suites)]
+    wanted = [s for s in ALL_SUITES if s in manifest["suites"] and (not suites or s in suites)]
     caps = be.capabilities
     not_run: dict[str, int] = {}
     selectable = bool(caps.accumulation_selectable)

@@ -52,9 +52,11 @@ def main() -> None:
                 wall[r].append(time.perf_counter() - w0)
                 cpu[r].append(time.process_time() - c0)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"all-MiniLM-L6-v2: {len(texts)} sentences, {n_tokens} tokens; accumulate {args.accumulate}; "
-          f"{args.threads} thread(s); median of {args.rounds} rounds; model load {load_s:.1f} s; "
-          f"load average {load:.1f}")
+    print(
+        f"all-MiniLM-L6-v2: {len(texts)} sentences, {n_tokens} tokens; accumulate {args.accumulate}; "
+        f"{args.threads} thread(s); median of {args.rounds} rounds; model load {load_s:.1f} s; "
+        f"load average {load:.1f}"
+    )
     print(f"{'recipe':<16}{'wall s':>9}{'cpu s':>9}{'tokens/s':>11}{'x fp32 (wall)':>15}{'x fp32 (cpu)':>14}")
     w32, c32 = statistics.median(wall["fp32"]), statistics.median(cpu["fp32"])
     for r in recipes:
@@ -62,8 +64,10 @@ def main() -> None:
         print(f"{r:<16}{w:>9.2f}{c:>9.2f}{n_tokens / w:>11,.0f}{w / w32:>15.2f}{c / c32:>14.2f}")
     worst = max(statistics.median(wall[r]) for r in recipes if r != "fp32")
     ok = worst / w32 <= 3.0 and worst < 30.0
-    print(f"slowest FP8 recipe: {worst:.2f} s, {worst / w32:.2f}x fp32 (target <= 3x and < 30 s: "
-          f"{'met' if ok else 'NOT met'})")
+    print(
+        f"slowest FP8 recipe: {worst:.2f} s, {worst / w32:.2f}x fp32 (target <= 3x and < 30 s: "
+        f"{'met' if ok else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

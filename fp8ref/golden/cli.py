@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "(layout: docs/golden-format.md).")
     sub = p.add_subparsers(dest="golden_command", metavar="{generate,verify}")
     g = sub.add_parser("generate", help="write a golden set to DIR (byte-for-byte reproducible)")
-    g.add_argument("dir", metavar="DIR", help="output directory (created; an existing set there is replaced)")
+    g.add_argument("dir", metavar="DIR", help="output directory (created; an fp8ref golden set there is "
+                   "replaced, a folder holding anything else is refused)")
     g.add_argument("--suite", action="append", choices=ALL_SUITES, default=None,
                    help=f"suite to include (repeatable; default: all of {', '.join(SUITES)}; "
                    "minilm needs fp8ref[models])")

@@ -15,7 +15,8 @@ import numpy as np
 
 from fp8ref.golden.case import Result
 
-__all__ = ["SUITES", "OPTIONAL_SUITES", "ALL_SUITES", "suite_module", "compute", "op_suite"]
+__all__ = ["SUITES", "OPTIONAL_SUITES", "ALL_SUITES", "suite_module", "compute", "op_suite",
+           "check_sizes"]
 
 #: suite names in generation order: the default set (golden/)
 SUITES: tuple[str, ...] = ("casts", "scaling", "matmul", "trainer")
@@ -45,3 +46,23 @@ def compute(op: str, params: dict[str, Any], inputs: dict[str, np.ndarray]) -> R
     """Run op ``op`` with the reference implementation."""
     fn: Callable[[dict[str, Any], dict[str, np.ndarray]], Result] = suite_module(op_suite(op)).OPS[op]
     return fn(params, inputs)
+
+
+def check_sizes(op: str, params: dict[str, Any], tensors: dict[str, dict[str, Any]]) -> None:
+    """Refuse (``ValueError``) parameters of a case that would make the reference allocate more than the
+    limits of docs/golden-format.md section 7 (every other allocation is bounded by the case's tensors).
+    ``tensors`` is the manifest's declaration. An unknown op passes here; :func:`compute` reports it."""
+    try:
+        suite = op_suite(op)
+    except ValueError:
+        return
+    fn = getattr(suite_module(suite), "check_sizes", None)
+    if fn is not None:
+        fn(op, params, tensors)
+
+
+def check_count(value: Any, name: str, lo: int, hi: int) -> int:
+    """``value`` as an int in ``[lo, hi]``; ``ValueError`` naming ``name`` otherwise."""
+    if type(value) is not int or not lo <= value <= hi:
+        raise ValueError(f"{name} must be an int in [{lo}, {hi}], got {value!r}"[:300])
+    return value

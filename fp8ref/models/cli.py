@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fp8ref.nn.atomic import atomic_write
 from fp8ref.outputs import UsageError, check_output_dir
 
 
@@ -220,19 +221,18 @@ def embed_main(args: argparse.Namespace) -> int:
     if report["fp32"]["retrieval"] is not None:
         print(f"fp32 same-topic retrieval {report['fp32']['retrieval']:.3f}")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "embed.json").write_text(json.dumps(report, indent=2) + "\n")
-    _save_npz(folder / "embeddings.npz", embs)
+    atomic_write(folder / "embed.json", (json.dumps(report, indent=2) + "\n").encode())
+    atomic_write(folder / "embeddings.npz", lambda f: _save_npz(f, embs))
     if not args.no_plots and plots.plot_embed(folder / "embed_metrics.png", report) is not None:
         print(f"plot: {folder / 'embed_metrics.png'}")
     print(f"results: {folder / 'embed.json'}")
     return 0
 
 
-def _save_npz(path: Path, embs: dict[str, Any]) -> None:
+def _save_npz(f: Any, embs: dict[str, Any]) -> None:
     import numpy as np
 
-    with open(path, "wb") as f:
-        np.savez(f, **{k.replace("/", "__"): v for k, v in embs.items()})
+    np.savez(f, **{k.replace("/", "__"): v for k, v in embs.items()})
 
 
 # ---- fp8ref infer --model ----------------------------------------------------------------------------------
@@ -292,7 +292,7 @@ def infer_model_main(args: argparse.Namespace) -> int:
         )
     print(format_ptq(res))
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "ptq.json").write_text(json.dumps(res, indent=2) + "\n")
+    atomic_write(folder / "ptq.json", (json.dumps(res, indent=2) + "\n").encode())
     if (
         not getattr(args, "no_plots", False)
         and plots.plot_ptq(folder / f"ptq_{args.model}.png", res) is not None

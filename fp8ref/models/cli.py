@@ -104,25 +104,26 @@ def backend_ops(backend: str | None) -> Any:
     return be
 
 
-def _accumulates(text: str | None, backend: str | None) -> list[str | None]:
+def _accumulates(text: str | None, backend: str | None, families: list[str], ops: Any) -> list[str | None]:
+    """``--accumulate`` as a list, each checked for every format family and the backend (before any work)."""
     from fp8ref.models import recipes
 
     if text is None:
         return ["exact" if backend in (None, "reference") else None]
-    out: list[str | None] = []
-    for a in (t.strip() for t in text.split(",")):
-        if not a:
-            continue
-        if a == "none":
-            out.append(None)
-            continue
-        try:
-            recipes.check_accumulate(a)
-        except ValueError as exc:
-            raise UsageError(f"--accumulate: {exc}") from None
-        out.append(a)
+    out = [None if a == "none" else a for a in (t.strip() for t in text.split(",")) if a]
     if not out:
         raise UsageError("--accumulate: no accumulation model given")
+    for a in out:
+        for fam in families:
+            try:
+                recipes.check_accumulate(a, fam, ops)
+            except ValueError as exc:
+                msg = str(exc)
+                raise UsageError(f"--accumulate: {msg.removeprefix('accumulate: ')}") from None
+            except Exception as exc:  # a backend's Unsupported
+                if type(exc).__name__ == "Unsupported":
+                    raise UsageError(f"--accumulate: {exc}") from None
+                raise
     return out
 
 
@@ -202,11 +203,11 @@ def embed_main(args: argparse.Namespace) -> int:
     from fp8ref.models import evaluate, plots
 
     specs = _recipes(args.recipe, args.formats)
-    accs = _accumulates(args.accumulate, args.backend)
+    ops = backend_ops(args.backend)
+    accs = _accumulates(args.accumulate, args.backend, [args.formats], ops)
     max_tokens = _max_tokens(args.max_tokens)
     folder = _folder(args.out, f"embed-{args.model}")
     sset = _sentences(args.sentences)
-    ops = backend_ops(args.backend)
     model = load_model(args.model)
     tok = model.tokenize(list(sset.sentences))
     _header(model, sset, tok)
@@ -261,7 +262,8 @@ def infer_model_main(args: argparse.Namespace) -> int:
     formats = getattr(args, "formats", None)
     families = [formats] if formats else ["ocp", "fnuz"]
     backend = getattr(args, "backend", None)
-    accs = _accumulates(getattr(args, "accumulate", None), backend)
+    ops = backend_ops(backend)
+    accs = _accumulates(getattr(args, "accumulate", None), backend, families, ops)
     if len(accs) != 1:
         raise UsageError("--accumulate: give one accumulation model for the sweep")
     biases = list(getattr(args, "biases", range(-8, 17)))
@@ -271,7 +273,6 @@ def infer_model_main(args: argparse.Namespace) -> int:
     if not 0 <= tolerance < 1:
         raise UsageError(f"--tolerance must lie in [0, 1), got {tolerance}")
     folder = _folder(getattr(args, "out", None), f"ptq-{args.model}")
-    ops = backend_ops(backend)
     model = load_model(args.model)
     sset = _sentences(None)
     _header(model, sset, model.tokenize(list(sset.sentences)))

@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from fp8ref.nn.config import parse_recipe
-from fp8ref.nn.fp8 import FORMAT_FAMILIES, TRUE_DOMAIN, FP8Linear, FP8Recipe
+from fp8ref.nn.fp8 import FORMAT_FAMILIES, FP8Linear, FP8Recipe
+from fp8ref.nn.fp8 import check_accumulate as fp8_check_accumulate
 
 
 def resolve(recipe: Any, *, formats: str = "ocp", accumulate: str | None = "exact") -> FP8Recipe | None:
@@ -34,21 +35,22 @@ def resolve(recipe: Any, *, formats: str = "ocp", accumulate: str | None = "exac
         return None
     if formats not in FORMAT_FAMILIES:
         raise ValueError(f"formats must be one of {list(FORMAT_FAMILIES)}, got {formats!r}")
-    check_accumulate(accumulate)
+    check_accumulate(accumulate, formats)
     kw: dict[str, Any] = {"name": name, "formats": formats, "accumulate": accumulate}
     if bias is not None:
         kw["bias"] = bias
     return FP8Recipe(**kw)
 
 
-def check_accumulate(accumulate: Any) -> None:
-    """Refuse an accumulation name ``scaled_mm`` would not know, before any work (``None``: the ops
-    object's own; model objects pass)."""
-    if accumulate is None or not isinstance(accumulate, str) or accumulate in TRUE_DOMAIN:
-        return
-    from fp8ref.accum import resolve as resolve_accumulation
-
-    resolve_accumulation(accumulate)
+def check_accumulate(accumulate: Any, formats: str = "ocp", ops: Any = None) -> None:
+    """Refuse, before any work, an accumulation the linear layers could not run: the trainer's rule
+    (:func:`fp8ref.nn.fp8.check_accumulate`: a preset name taking the family's operand formats, or ``None``)
+    and, for an ops object that has one, its own ``check_accumulate`` (a backend that runs only its own
+    accumulation raises ``Unsupported``)."""
+    fp8_check_accumulate(accumulate, formats)
+    check = getattr(ops, "check_accumulate", None)
+    if check is not None:
+        check(accumulate)
 
 
 def label(recipe: FP8Recipe | None) -> str:

@@ -10,8 +10,8 @@ inside both families' windows), what the trainer's FP8 linear layer computes fro
 ``<r>_x_codes``, ``<r>_w_codes`` (uint8 codes), ``<r>_bias_x``, ``<r>_bias_w`` (int32 scaling biases),
 ``<r>_scale_x``, ``<r>_scale_w`` (float32 dequantisation scales ``2**-bias``) and one GEMM output
 ``<r>_y_<model>`` = ``scaled_mm(X8, W8, scale_x, scale_w)`` (float32, before the layer's bias) for every
-accumulation model of :data:`ACCUMULATE` (exact, sequential fp32 and the tensor-core presets for OCP; exact
-and fp32 for FNUZ, which those presets do not model).
+accumulation model of :data:`ACCUMULATE` (exact, sequential fp32 and the NVIDIA tensor-core presets for
+OCP; exact and fp32 for FNUZ, a family NVIDIA's tensor cores do not take).
 
 Op ``minilm_linear`` recomputes every output from ``x`` and ``w`` with fresh ``fp8ref.nn.fp8.FP8Linear``
 layers, so ``golden verify`` needs neither the model package nor its tokenizer. The set is not committed

@@ -16,7 +16,7 @@ _DESCRIPTION = ("Run a golden set through a backend: per suite the cases, bit-ex
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from fp8ref.conform.isolate import DEFAULT_TIMEOUT
-    from fp8ref.golden.ops import SUITES
+    from fp8ref.golden.ops import ALL_SUITES as SUITES
 
     p = subparsers.add_parser("conform", help="run a golden set through a backend and report deviations",
                               description=_DESCRIPTION)

@@ -34,7 +34,7 @@ from fp8ref.conform.isolate import DEFAULT_TIMEOUT, BackendSpec, Isolated
 from fp8ref.conform.score import Element, categorize, pick_worst, score
 from fp8ref.golden import manifest as mf
 from fp8ref.golden.io import LoadedCase, load_case
-from fp8ref.golden.ops import SUITES, compute
+from fp8ref.golden.ops import ALL_SUITES, compute
 
 __all__ = ["CaseResult", "SuiteSummary", "ConformReport", "run", "categorize", "Element", "pick_worst"]
 
@@ -120,15 +120,15 @@ def run(backend: Any, root: str | Path, *, suites: list[str] | None = None, tole
 
     root = Path(root)
     manifest = mf.load(root)
-    unknown = [s for s in manifest["suites"] if s not in SUITES]
+    unknown = [s for s in manifest["suites"] if s not in ALL_SUITES]
     if unknown:
         raise mf.SetError(f"manifest: suite(s) {unknown} unknown to fp8ref {fp8ref.__version__} (it runs "
-                          f"{', '.join(SUITES)})")
+                          f"{', '.join(ALL_SUITES)})")
     missing = [s for s in suites or () if s not in manifest["suites"]]
     if missing:
         raise UsageError(f"the set in {root} has no suite {', '.join(map(repr, missing))} (it has "
                          f"{', '.join(manifest['suites']) or 'none'})")
-    wanted = [s for s in SUITES if s in manifest["suites"] and (not suites or s in suites)]
+    wanted = [s for s in ALL_SUITES if s in manifest["suites"] and (not suites or s in suites)]
     entries, not_run = plan(manifest, wanted)  # the whole set is checked before the backend starts
     executor = executor_for(backend, isolate=isolate, timeout=timeout)
     try:

@@ -34,7 +34,7 @@ from typing import Any
 from fp8ref.backends.base import OPS, Backend, BackendUnavailable, Capabilities
 from fp8ref.conform.contract import CheckedBackend
 from fp8ref.conform.execute import Lost, describe_exception, during
-from fp8ref.golden.ops import SUITES, suite_module
+from fp8ref.golden.ops import ALL_SUITES, suite_module
 
 __all__ = ["Isolated", "BackendSpec", "DEFAULT_TIMEOUT", "START_TIMEOUT"]
 
@@ -108,7 +108,7 @@ def _worker(conn: Any, spec: BackendSpec, current: Any) -> None:
         current.value = OPS.index(op) if op in OPS else -1
 
     try:
-        for suite in SUITES:  # the runners' imports belong to the start, not to the first case's time
+        for suite in ALL_SUITES:  # the runners' imports belong to the start, not to the first case's time
             suite_module(suite)
         backend = _load(spec)
         caps = _plain_capabilities(backend.capabilities)

@@ -115,7 +115,8 @@ def register(subparsers: Any) -> None:
         description="Evaluate a trained checkpoint with FP8 inference: fp32, FP8-AMAX, and FP8-CSCALE "
         "over a range of biases; prints the window of biases whose loss is within 0.5 % of fp32.",
     )
-    q.add_argument("checkpoint", help="a run folder (its latest checkpoint) or a checkpoint file")
+    q.add_argument("checkpoint", nargs="?", help="a run folder (its latest checkpoint) or a checkpoint file")
+    q.add_argument("--model", help="a pretrained model (minilm) instead of a checkpoint: docs/models.md")
     q.add_argument(
         "--biases", type=_int_list, default=list(range(-8, 17)), help="LOW:HIGH or a list (default -8:16)"
     )
@@ -356,6 +357,13 @@ def _header(cfg: Any, folder: Path) -> None:
 
 # ---- infer --------------------------------------------------------------------------------------------
 def infer_main(args: argparse.Namespace) -> int:
+    if args.model is not None:  # a pretrained model: fp8ref/models/cli.py
+        from fp8ref.models.cli import infer_model_main
+
+        return infer_model_main(args)
+    if args.checkpoint is None:
+        print("fp8ref infer: give a checkpoint (a run folder or checkpoint file) or --model", file=sys.stderr)
+        return 2
     from fp8ref.nn.atomic import atomic_write
     from fp8ref.nn.checkpoint import CheckpointError
     from fp8ref.nn.infer import evaluate_ptq, format_report, resolve_checkpoint

@@ -9,8 +9,9 @@ run goes on; a section that would start after ``--budget`` seconds is skipped):
 ``casts``
     ``torch-cuda`` quantize of every float16 and bfloat16 value, a float32 boundary set and random float32
     sample, and float64 values beside rounding midpoints, for each FP8 format and both saturation modes:
-    mismatches against the reference and against the documented torch rule (docs/backends.md), and against
-    ``torch-cpu``; dequantize of all 256 codes (bits of non-NaN values, NaN patterns).
+    mismatches against the reference and against the torch rule its measured behaviour names
+    (``backend.measured``, docs/backends.md), and against ``torch-cpu``; dequantize of all 256 codes (bits
+    of non-NaN values, NaN patterns).
 ``scaled_mm``
     ``torch._scaled_mm`` with ``use_fast_accum`` off and on, on random E4M3 matrices for several K, against
     every FP8 accumulation preset of fp8ref.accum (plus ``exact`` and ``fp32``): bit-exact fraction and the
@@ -156,12 +157,9 @@ def _driver_version() -> str | None:
 
 
 # ---- casts ------------------------------------------------------------------------------------------------
-def _torch_rule(x: np.ndarray, fmt: str, saturate: bool, e4m3_saturates: bool) -> np.ndarray:
-    """The documented torch cast (docs/backends.md) in terms of the reference."""
-    import fp8ref
-
-    x32 = x.astype(np.float32) if x.dtype == np.float64 else x
-    return fp8ref.quantize(x32, fmt, saturate=saturate or (fmt == "E4M3" and e4m3_saturates))
+def _torch_rule(be: Any, x: np.ndarray, fmt: str, saturate: bool) -> np.ndarray:
+    """The torch cast in terms of the reference, under the rules the backend measured (docs/backends.md)."""
+    return be.measured.behaviour(fmt).predict(x, saturate)
 
 
 def _cast_inputs(rng: np.random.Generator, fmt: str, n_random: int) -> dict[str, np.ndarray]:
@@ -189,8 +187,7 @@ def section_casts(dev: dict[str, Any], quick: bool) -> dict[str, Any]:
     import fp8ref
 
     be, cpu = dev["cast"], dev["cast_cpu"]
-    probe = be.quantize(np.array([512.0], np.float32), "E4M3", saturate=False)
-    e4m3_saturates = int(probe[0]) == 0x7E
+    e4m3_saturates = be.measured.behaviour("E4M3").overflow == "max"
     rng = np.random.default_rng(0)
     rows = []
     for fmt in be.capabilities.formats:
@@ -205,7 +202,7 @@ def section_casts(dev: dict[str, Any], quick: bool) -> dict[str, Any]:
                     rows.append(row)
                     continue
                 ref = fp8ref.quantize(x, fmt, saturate=sat)
-                rule = _torch_rule(x, fmt, sat, e4m3_saturates)
+                rule = _torch_rule(be, x, fmt, sat)
                 other = cpu.quantize(x, fmt, saturate=sat)
                 row["mismatch_vs_reference"] = int(np.count_nonzero(got != ref))
                 row["mismatch_vs_torch_rule"] = int(np.count_nonzero(got != rule))
@@ -230,9 +227,10 @@ def section_casts(dev: dict[str, Any], quick: bool) -> dict[str, Any]:
                            "nan_patterns": sorted({hex(int(b)) for b in got[nan].view(u)})})
     total_rule = sum(r.get("mismatch_vs_torch_rule", 0) for r in rows)
     errors = [r for r in rows if "error" in r]
-    return {"e4m3_saturates_by_itself": e4m3_saturates, "rows": rows, "dequantize": decode,
+    return {"e4m3_saturates_by_itself": e4m3_saturates, "measured": list(be.measured.summary()),
+            "rows": rows, "dequantize": decode,
             "bit_exact_vs_documented_rule": total_rule == 0 and not errors,
-            "summary": f"{len(rows)} cast sets, {total_rule} element(s) off the documented torch rule, "
+            "summary": f"{len(rows)} cast sets, {total_rule} element(s) off the measured torch rule, "
                        f"{len(errors)} error(s)"}
 
 
@@ -360,13 +358,13 @@ def section_probes(dev: dict[str, Any], quick: bool) -> dict[str, Any]:
 
 # ---- trainer ----------------------------------------------------------------------------------------------
 def section_trainer(dev: dict[str, Any], quick: bool) -> dict[str, Any]:
-    from fp8ref.backends.trainer_compare import compare_trainer
+    from fp8ref.conform.trainer import compare_trainer
 
     steps = 1 if quick else 3
     small = dict(batch_size=4, block_size=16) if quick else {}
     out = {}
     for label, be in (("use_fast_accum=False", dev["mm"]), ("use_fast_accum=True", dev["mm_fast"])):
-        r = compare_trainer(be, steps=steps, **small)
+        r = compare_trainer(be, steps=steps, isolate=False, **small)  # fp8ref's own or torch: in this process
         r.pop("config", None)
         out[label] = r
     return out

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "codes": ("fp8ref.formats_cli", "print every code of a format with value, class and bit fields"),
     "train": ("fp8ref.nn.cli", "train the tiny NumPy GPT in fp32 / FP8 recipes and compare"),
     "infer": ("fp8ref.nn.cli", "FP8 post-training-quantised evaluation of a checkpoint (AMAX, CSCALE sweep)"),
+    "embed": ("fp8ref.models.cli", "embed sentences with a pretrained model (minilm) in fp32 and FP8"),
     "hwcheck": ("fp8ref.accum.cli", "replay measured tensor-core outputs through the models"),
     "probe": ("fp8ref.accum.cli", "infer block-FMA parameters and promotion interval of a dot product"),
     "golden": ("fp8ref.golden.cli", "generate / verify golden vector sets"),

@@ -33,6 +33,38 @@ from typing import Literal
 import numpy as np
 
 NanEncoding = Literal["ieee", "all_ones", "fnuz", "none"]
+NAN_ENCODINGS: tuple[str, ...] = ("ieee", "all_ones", "fnuz", "none")
+
+#: Accepted ranges of the integer fields (docs/formats.md). They keep every exponent of a format within
+#: +-2**18, so every derived value is an exact Fraction of modest size and fits the kernels' int64s.
+EBITS_MAX = 16
+MBITS_MAX = 63
+BIAS_MAX = 1 << 16
+BITS_MAX = 64
+
+
+def _int_field(name: str, value: object) -> int:
+    """An integer field: a Python or NumPy integer (not a bool), returned as ``int``; ``TypeError``
+    naming the field otherwise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"Format.{name} must be an int, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def _bool_field(name: str, value: object) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"Format.{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def _check_nan(nan: object) -> None:
+    if not isinstance(nan, str) or nan not in NAN_ENCODINGS:
+        raise ValueError(f"Format.nan must be one of {', '.join(map(repr, NAN_ENCODINGS))}, got {nan!r}")
+
+
+def _check_range(name: str, value: int, lo: int, hi: int) -> None:
+    if not lo <= value <= hi:
+        raise ValueError(f"Format.{name} must lie in [{lo}, {hi}], got {value}")
 
 __all__ = [
     "Format",
@@ -80,21 +112,32 @@ class Format:
     description: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.ebits < 1 or self.mbits < 0:
-            raise ValueError(f"ebits must be >= 1 and mbits >= 0, got ebits={self.ebits} mbits={self.mbits}")
-        if self.bits > 64:
-            raise ValueError(f"formats wider than 64 bits are not supported ({self.bits} bits)")
-        if self.nan not in ("ieee", "all_ones", "fnuz", "none"):
-            raise ValueError(f"nan must be one of 'ieee', 'all_ones', 'fnuz', 'none', got {self.nan!r}")
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"Format.name must be a non-empty string, got {self.name!r}")
+        for fld in ("ebits", "mbits", "bias"):
+            object.__setattr__(self, fld, _int_field(fld, getattr(self, fld)))
+        for fld in ("has_inf", "has_negative_zero", "has_subnormals", "signed", "has_zero"):
+            object.__setattr__(self, fld, _bool_field(fld, getattr(self, fld)))
+        _check_nan(self.nan)
+        if not isinstance(self.aliases, tuple) or not all(isinstance(a, str) for a in self.aliases):
+            raise TypeError(f"Format.aliases must be a tuple of strings, got {self.aliases!r}")
+        if not isinstance(self.description, str):
+            raise TypeError(f"Format.description must be a string, got {self.description!r}")
+        _check_range("ebits", self.ebits, 1, EBITS_MAX)
+        _check_range("mbits", self.mbits, 0, MBITS_MAX)
+        _check_range("bias", self.bias, -BIAS_MAX, BIAS_MAX)
+        if self.bits > BITS_MAX:
+            raise ValueError(f"Format: formats wider than {BITS_MAX} bits are not supported "
+                             f"(signed + ebits + mbits = {self.bits})")
         if self.has_inf and self.nan != "ieee":
-            raise ValueError("infinities are only encodable with the 'ieee' NaN encoding")
+            raise ValueError("Format.has_inf: infinities are only encodable with the 'ieee' NaN encoding")
         if self.nan == "fnuz" and (self.has_negative_zero or not self.signed):
-            raise ValueError("the 'fnuz' encoding uses the negative-zero pattern for NaN: "
+            raise ValueError("Format.nan: the 'fnuz' encoding uses the negative-zero pattern for NaN: "
                              "it needs a sign bit and has_negative_zero=False")
         if self.has_negative_zero and not self.signed:
-            raise ValueError("an unsigned format has no negative zero")
+            raise ValueError("Format.has_negative_zero: an unsigned format has no negative zero")
         if not self.has_zero and self.has_subnormals:
-            raise ValueError("a format without zero (like E8M0) has no subnormals")
+            raise ValueError("Format.has_subnormals: a format without zero (like E8M0) has no subnormals")
         if self.classify(self.max_code) != "normal":
             raise ValueError(f"{self.name} has no finite nonzero value once NaN/Inf are encoded")
 
@@ -153,19 +196,30 @@ class Format:
 
     @cached_property
     def max(self) -> float:
-        """Largest finite value (computed once per format)."""
-        return float(self.max_exact)
+        """Largest finite value as a float64 (computed once per format): :attr:`max_exact` rounded to
+        nearest even, ``inf`` where it lies beyond float64's range (see :func:`to_float`)."""
+        return to_float(self.max_exact)
+
+    @property
+    def min_normal_exact(self) -> Fraction:
+        return pow2(self.emin)
 
     @property
     def min_normal(self) -> float:
-        return math.ldexp(1.0, self.emin)
+        """Smallest positive normal value (``2**emin``) as a float64 (0.0 or ``inf`` out of its range)."""
+        return to_float(self.min_normal_exact)
+
+    @property
+    def min_subnormal_exact(self) -> Fraction:
+        if self.has_subnormals and self.mbits > 0:
+            return pow2(self.emin - self.mbits)
+        return self.min_normal_exact
 
     @property
     def min_subnormal(self) -> float:
-        """Smallest positive value (the smallest normal where the format has no subnormals)."""
-        if self.has_subnormals and self.mbits > 0:
-            return math.ldexp(1.0, self.emin - self.mbits)
-        return self.min_normal
+        """Smallest positive value (the smallest normal where the format has no subnormals), as a float64
+        (0.0 or ``inf`` out of its range)."""
+        return to_float(self.min_subnormal_exact)
 
     @property
     def eps(self) -> float:
@@ -248,13 +302,14 @@ class Format:
         return -v if negative else v
 
     def decode(self, code: int) -> float:
-        """Value of ``code`` as a Python float (exact for every format here; -0.0 kept)."""
+        """Value of ``code`` as a Python float: exact for every named format; values of a research format
+        beyond float64's range round to nearest even (``+-inf``, ``+-0.0`` with the sign kept)."""
         v = self.decode_exact(code)
         if isinstance(v, float):
             return v
         if v == 0:
             return -0.0 if (code & self.sign_mask) else 0.0
-        return float(v)
+        return to_float(v)  # +-inf / +-0.0 for the values beyond float64's range
 
     def values(self) -> np.ndarray:
         """All ``2**bits`` codes decoded, as float64, indexed by code (formats of <= 16 bits)."""
@@ -274,7 +329,7 @@ class Format:
             return False
         f = Fraction(x)
         a = abs(f)
-        if a > self.max_exact or a < Fraction(self.min_subnormal):
+        if a > self.max_exact or a < self.min_subnormal_exact:
             return False
         e = max(floor_log2(a), self.emin)
         q = a / pow2(e - self.mbits)
@@ -288,6 +343,15 @@ class Format:
 
     def __str__(self) -> str:
         return self.name
+
+
+def to_float(v: Fraction) -> float:
+    """``v`` rounded to the nearest float64, ties to even: ``+-inf`` beyond float64's range (IEEE 754
+    overflow: from ``2**1024 - 2**970`` on), ``+-0.0`` below half its smallest subnormal."""
+    try:
+        return float(v)  # int / int true division: correctly rounded
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
 
 
 def pow2(e: int) -> Fraction:
@@ -362,6 +426,10 @@ def exmy(ebits: int, mbits: int, *, bias: int | None = None, nan: NanEncoding = 
     subnormals. Pass ``nan="ieee", has_inf=True`` for an IEEE-like format, ``nan="fnuz"`` for an
     FNUZ-like one (its bias default is then one larger, as for E4M3FNUZ/E5M2FNUZ).
     """
+    ebits, mbits = _int_field("ebits", ebits), _int_field("mbits", mbits)
+    _check_range("ebits", ebits, 1, EBITS_MAX)
+    _check_range("mbits", mbits, 0, MBITS_MAX)
+    _check_nan(nan)
     if bias is None:
         bias = (1 << (ebits - 1)) - 1 + (1 if nan == "fnuz" else 0)
     if has_negative_zero is None:
@@ -383,6 +451,8 @@ def format(name: str | Format | np.dtype | type) -> Format:  # noqa: A001 - publ
     """
     if isinstance(name, Format):
         return name
+    if name is None:  # np.dtype(None) is float64: never a silent default
+        raise TypeError("format must be a name, a Format or a dtype, got None")
     if not isinstance(name, str):
         try:
             name = np.dtype(name).name

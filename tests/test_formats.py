@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fractions
 import math
 
 import ml_dtypes
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 import fp8ref
-from fp8ref.formats import Format, exmy, format
+from fp8ref.formats import Format, exmy, format, to_float
 
 SPEC = {
     # name: (max, min_normal, min_subnormal, code of 1.0, nan_code, inf_code)
@@ -137,3 +138,113 @@ def test_degenerate_format_rejected() -> None:
     # one exponent bit, no mantissa, all-ones NaN: the only non-NaN code is zero
     with pytest.raises(ValueError, match="no finite nonzero value"):
         exmy(1, 0, nan="all_ones")
+
+
+# ---- validation of the fields (docs/formats.md "Accepted values") ----------------------------------
+def _fields(**kw: object) -> dict:
+    base = {"name": "x", "ebits": 4, "mbits": 3, "bias": 7, "has_inf": False, "nan": "all_ones",
+            "has_negative_zero": True}
+    return {**base, **kw}
+
+
+@pytest.mark.parametrize(("kw", "field"), [
+    ({"ebits": 4.0}, "ebits"), ({"ebits": "4"}, "ebits"), ({"ebits": True}, "ebits"),
+    ({"mbits": 3.0}, "mbits"), ({"bias": 7.5}, "bias"), ({"bias": "7"}, "bias"), ({"bias": None}, "bias"),
+    ({"has_inf": "no"}, "has_inf"), ({"has_negative_zero": 1}, "has_negative_zero"),
+    ({"signed": None}, "signed"), ({"has_zero": "yes"}, "has_zero"),
+    ({"has_subnormals": 0}, "has_subnormals"),
+    ({"name": None}, "name"), ({"name": ""}, "name"), ({"aliases": ["a"]}, "aliases"),
+])
+def test_field_types_are_checked(kw: dict, field: str) -> None:
+    with pytest.raises(TypeError, match=rf"Format\.{field} must be"):
+        Format(**_fields(**kw))
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"ebits": 0}, r"Format\.ebits must lie in \[1, 16\], got 0"),
+    ({"ebits": 17, "mbits": 0}, r"Format\.ebits must lie in \[1, 16\], got 17"),
+    ({"mbits": -1}, r"Format\.mbits must lie in \[0, 63\]"),
+    ({"bias": 10**30}, r"Format\.bias must lie in \[-65536, 65536\]"),
+    ({"bias": -(2**16) - 1}, r"Format\.bias must lie in"),
+    ({"ebits": 11, "mbits": 53, "nan": "ieee", "has_inf": True}, r"wider than 64 bits"),
+    ({"nan": "ieee754"}, r"Format\.nan must be one of"),
+    ({"nan": None}, r"Format\.nan must be one of"),
+])
+def test_field_ranges_are_checked(kw: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Format(**_fields(**kw))
+
+
+def test_exmy_checks_before_deriving_defaults() -> None:
+    with pytest.raises(ValueError, match=r"Format\.ebits must lie in \[1, 16\], got 0"):
+        exmy(0, 3)
+    with pytest.raises(TypeError, match=r"Format\.ebits must be an int, got float"):
+        exmy(4.0, 3)
+    with pytest.raises(TypeError, match=r"Format\.mbits must be an int"):
+        exmy(4, "3")
+    with pytest.raises(ValueError, match=r"Format\.nan must be one of"):
+        exmy(4, 3, nan="bogus")
+    with pytest.raises(ValueError, match=r"Format\.bias must lie in"):
+        exmy(4, 3, bias=10**30)
+
+
+def test_numpy_integers_and_bools_are_normalised() -> None:
+    f = Format("E4M3", np.int64(4), np.uint8(3), np.int32(7), np.False_, "all_ones", np.True_)
+    assert f == fp8ref.E4M3 and hash(f) == hash(fp8ref.E4M3)
+    assert type(f.ebits) is int and type(f.bias) is int and type(f.has_inf) is bool
+
+
+def test_format_none_is_refused() -> None:
+    with pytest.raises(TypeError, match="got None"):
+        format(None)
+    with pytest.raises(TypeError, match="fmt: .*got None"):
+        fp8ref.quantize(1.0, None)
+    with pytest.raises(TypeError, match="fmt: .*got None"):
+        fp8ref.dequantize(np.zeros(2, np.uint8), None)
+    with pytest.raises((TypeError, ValueError), match="fmt: .*got None"):
+        fp8ref.scale_bias(3.5, None)
+
+
+def _limit_formats() -> list[Format]:
+    fs = [format("e11m52"), exmy(11, 4), exmy(16, 0, nan="all_ones"), exmy(16, 47, nan="ieee", has_inf=True)]
+    for bias in (-(2**16), -1100, 1100, 2**16):
+        fs += [exmy(4, 3, bias=bias, nan="all_ones"), exmy(2, 1, bias=bias), exmy(15, 0, bias=bias)]
+    return fs
+
+
+@pytest.mark.parametrize("f", _limit_formats(), ids=lambda f: f"{f.name}-b{f.bias}")
+def test_every_derived_value_is_computable(f: Format) -> None:
+    """Formats at the edges of the accepted ranges: exact values are Fractions, float values round to
+    nearest even with inf / 0.0 beyond float64's range."""
+    for name in ("bits", "sign_mask", "precision", "emin", "emax", "top_exp_field", "top_mantissa",
+                 "max_code", "n_codes", "nan_code", "inf_code", "max_exact", "max", "min_normal",
+                 "min_subnormal", "eps"):
+        getattr(f, name)
+    assert f.max == to_float(f.max_exact)
+    big = f.max_exact >= 2**1024 - 2**970
+    assert (f.max == math.inf) == big
+    assert f.decode(f.max_code) == f.max
+    if f.signed:
+        assert f.decode(f.max_code | f.sign_mask) == -f.max
+    tiny = f.min_subnormal_exact <= fractions.Fraction(1, 2**1075)
+    assert (f.min_subnormal == 0.0) == tiny
+    if f.bits <= 16 and f.ebits <= 11:  # (16-bit formats with 15 exponent bits take seconds)
+        v = f.values()
+        assert v.shape == (f.n_codes,)
+
+
+def test_e11m52_max_is_inf_in_float64_and_exact_as_a_fraction() -> None:
+    f = format("e11m52")
+    assert f.max == math.inf
+    assert f.max_exact == (2 - fractions.Fraction(1, 2**52)) * fractions.Fraction(2) ** 1024
+    assert f.decode(f.max_code - 1) == math.inf  # (2 - 2**-51) * 2**1024 also lies beyond float64
+    assert f.decode((2046 << 52) | ((1 << 52) - 1)) == float.fromhex("0x1.fffffffffffffp+1023")
+
+
+def test_to_float_rounds_at_the_ieee_overflow_threshold() -> None:
+    dbl_max = float.fromhex("0x1.fffffffffffffp+1023")
+    assert to_float(fractions.Fraction(2**1024 - 2**970 - 1)) == dbl_max
+    assert to_float(fractions.Fraction(2**1024 - 2**970)) == math.inf
+    assert to_float(-fractions.Fraction(2**1024)) == -math.inf
+    assert to_float(fractions.Fraction(1, 2**1075)) == 0.0
+    assert math.copysign(1.0, to_float(fractions.Fraction(-1, 2**1100))) == -1.0

@@ -11,21 +11,26 @@ def register(sub) -> None:
     p = sub.add_parser("hwcheck", help="replay measured tensor-core outputs through the models",
                        description="Replay every line of a measurement folder (layout of "
                        "shared/hwdata/tensor-core-validation: <GPU>/<fmt>/{a,b,c,d}_*.txt) through "
-                       "fp8ref.accum.tensor_core(GPU, fmt, out) and print lines matched per set. Exit "
-                       "status 0 only when every set with a confirmed model matches 100 %; sets with "
-                       "unconfirmed models (FP8 inputs with fp16 output on Hopper and B200) are reported "
-                       "as unexplained.")
+                       "fp8ref.accum.tensor_core(GPU, fmt, out) and print lines matched per set. Every "
+                       "model of the table is confirmed: all 48 sets of tensor-core-validation (V100 to "
+                       "B200, FP8 inputs with fp16 output on Hopper and B200 included) reproduce 100 %. "
+                       "Exit status 0 when every set with a confirmed model matches 100 %, 1 when one does "
+                       "not; a set whose model is marked unconfirmed (no model of the table is) is "
+                       "reported as UNEXPLAINED and does not fail.")
     p.add_argument("dir", type=Path, help="measurement folder")
     p.add_argument("--limit", type=int, default=None, help="replay only the first N lines of each set")
     p.add_argument("--mismatches", type=int, default=3, help="mismatching lines to print per set (default 3)")
     p.set_defaults(func=_hwcheck)
 
     q = sub.add_parser("probe", help="infer block-FMA parameters and promotion interval of a dot product",
+                       usage="fp8ref probe --model MODEL [--in-format IN_FORMAT] [--no-c] [--max-k MAX_K] "
+                       "[--promotion-k PROMOTION_K]\n       fp8ref probe --list [--model MODEL]",
                        description="Infer the block-FMA parameters (NFMA, F, output bits, final rounding, "
                        "e_floor, c_mode) and the promotion interval of a dot product from designed probe "
                        "vectors, or list the published diagnostic probes with the model's outputs.")
-    q.add_argument("--model", help="a preset name (fp8ref.accum.PRESETS) or GPU:FORMAT[:OUT], "
-                   "e.g. h100-fp8, H100:E4M3:fp32")
+    q.add_argument("--model", help="required unless --list: a preset name (fp8ref.accum.PRESETS) or "
+                   "GPU:FORMAT[:OUT], e.g. h100-fp8, H100:E4M3:fp32 (with --list: only the probes of its "
+                   "formats, with its outputs)")
     q.add_argument("--in-format", default=None, help="input format for presets (default: the model's)")
     q.add_argument("--no-c", action="store_true",
                    help="infer from products only (the dot product takes no c)")
@@ -82,7 +87,8 @@ def _probe(args: argparse.Namespace) -> int:
             print(line)
         return 0
     if not args.model:
-        print("fp8ref probe: --model NAME is required", file=sys.stderr)
+        print("fp8ref probe: --model MODEL is required (or --list, to list the published probes)",
+              file=sys.stderr)
         return 2
     try:
         model = model_from_name(args.model)

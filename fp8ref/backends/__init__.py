@@ -22,7 +22,7 @@ Built-in backends (docs/backends.md has their exact behaviour and known deviatio
 
 Third-party backends register through the entry-point group ``fp8ref.backends`` (see
 :mod:`fp8ref.backends.registry`); ``fp8ref backends`` lists every backend and its capabilities.
-:func:`fp8ref.backends.trainer_compare.compare_trainer` runs the trainer on a backend and on the reference
+:func:`fp8ref.conform.trainer.compare_trainer` runs the trainer on a backend and on the reference
 side by side.
 """
 

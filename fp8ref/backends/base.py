@@ -80,7 +80,8 @@ class Capabilities:
         the accumulation the backend's ``scaled_mm`` *claims* when called with ``accumulate=None``: a name
         that ``fp8ref.scaled_mm(accumulate=...)`` accepts (``"exact"``, ``"fp32"``, ``"h100-fp8"``, ...), or
         ``None`` when the backend has no ``scaled_mm`` or makes no claim. A claim is a hypothesis for the
-        harness to test, not a guarantee.
+        harness to test, not a guarantee. A name the reference does not know is refused (``ValueError``);
+        the name is stored as ``fp8ref.accum.PRESETS`` spells it.
     ``accumulation_selectable``
         ``True`` when ``scaled_mm(accumulate=X)`` runs any model ``X`` the reference accepts (an emulator such
         as the reference itself); otherwise only ``None`` and the claimed name are accepted.
@@ -111,6 +112,8 @@ class Capabilities:
         if bad:
             raise ValueError(f"granularities: unknown (a, b) pair(s) {bad}; a: {list(A_GRANULARITIES)}, "
                              f"b: {list(B_GRANULARITIES)}")
+        if self.accumulation is not None:
+            object.__setattr__(self, "accumulation", _model_name(self.accumulation))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (tuples become lists)."""
@@ -241,6 +244,21 @@ class Backend:
 
 
 # ---- small shared helpers ----------------------------------------------------------------------------------
+def _model_name(name: Any) -> str:
+    """The ``accumulation`` claim as ``fp8ref.accum.PRESETS`` spells it; refused unless the reference has a
+    model of that name (``fp8ref.accum.get``, the lookup ``scaled_mm(accumulate=...)`` uses)."""
+    from fp8ref.accum.presets import PRESETS, get
+
+    if not isinstance(name, str):
+        raise TypeError(f"accumulation: must be a model name (one of {', '.join(PRESETS)}) or None, "
+                        f"got {type(name).__name__}")
+    try:
+        get(name)
+    except ValueError as exc:
+        raise ValueError(f"accumulation: {exc}") from None
+    return name.strip().lower()  # the key get() found
+
+
 def dtype_name(dtype: Any) -> str:
     """Canonical name of a ``scaled_mm`` output type: ``"float32"``, ``"float16"``, ``"bfloat16"``, or the
     ``Format.name`` of an FP8 format (given as a Format, a name or an ml_dtypes dtype).

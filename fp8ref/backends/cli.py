@@ -17,7 +17,9 @@ def register(subparsers: Any) -> None:
         description="List every registered fp8ref backend (built-in and from the 'fp8ref.backends' entry "
                     "points): whether it runs here (else why not), its operations, formats, rounding modes, "
                     "saturation, scaled_mm format pairs, scale granularities, output types, the accumulation "
-                    "it claims, and its known deviations from the reference.",
+                    "it claims, and its deviations from the reference. For a wrapped peer library "
+                    "(ml_dtypes, torch) the deviations are measured on the installed version, against the "
+                    "exact reference, and the measurement is shown.",
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="only these backends (default: all)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
@@ -26,7 +28,8 @@ def register(subparsers: Any) -> None:
 
 
 def report(names: list[str] | None = None, *, only_available: bool = False) -> list[dict[str, Any]]:
-    """One JSON-serialisable dict per backend: name, origin, available, reason, capabilities."""
+    """One JSON-serialisable dict per backend: name, origin, available, reason, capabilities, and
+    ``measured``: what was measured of a wrapped peer library (``PeerProbe.to_dict()``), else None."""
     from fp8ref.backends import registry
 
     infos = registry.describe()
@@ -46,8 +49,16 @@ def report(names: list[str] | None = None, *, only_available: bool = False) -> l
             "available": info.available,
             "reason": info.reason,
             "capabilities": info.backend.capabilities.to_dict() if info.backend is not None else None,
+            "measured": _measured(info.backend),
         })
     return out
+
+
+def _measured(backend: Any) -> dict[str, Any] | None:
+    from fp8ref.backends.peer_probe import PeerProbe
+
+    probe = getattr(backend, "measured", None)
+    return probe.to_dict() if isinstance(probe, PeerProbe) else None
 
 
 def _pairs(pairs: list[list[str]]) -> str:
@@ -99,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{row['name']}  [{state}; {row['origin']}]")
         if row["available"]:
             print("\n".join(_fmt_caps(row["capabilities"])))
+            if row["measured"] is not None:
+                print(f"  measured:       {row['measured']['library']}, against the exact reference")
+                print("\n".join(f"    {line}" for line in row["measured"]["summary"]))
         else:
             print(f"  reason:         {row['reason']}")
     from fp8ref.backends.registry import shadowed

@@ -26,7 +26,7 @@ from typing import Any
 from fp8ref.backends.base import Backend, BackendUnavailable
 
 __all__ = ["ENTRY_POINT_GROUP", "BUILTINS", "BackendInfo", "register", "unregister", "get", "available",
-           "names", "describe", "reset"]
+           "names", "describe", "reset", "origin", "factory", "is_builtin"]
 
 ENTRY_POINT_GROUP = "fp8ref.backends"
 
@@ -149,6 +149,34 @@ def _instantiate(name: str, spec: Factory | str) -> Backend:
         raise ValueError(f"backend {name!r}: the instance is named {obj.name!r}; the registered name and "
                          "Backend.name must agree")
     return obj
+
+
+def origin(name: str) -> str:
+    """Where the backend ``name`` comes from: ``"builtin"``, ``"registered"`` or ``"entry point <value>
+    (<distribution>)"``, without building it; ``ValueError`` for an unknown name."""
+    src = _all_sources()
+    if name not in src:
+        raise ValueError(f"unknown backend {name!r}; registered backends: {', '.join(names())}")
+    return src[name][1]
+
+
+def factory(name: str) -> Factory | Backend | str:
+    """What ``name`` was registered with (a factory, an instance or ``"module:attr"``), without building it;
+    ``ValueError`` for an unknown name."""
+    origin(name)
+    return _all_sources()[name][0]
+
+
+def is_builtin(backend: str | Backend) -> bool:
+    """Whether ``backend`` (a name or an instance) is one of fp8ref's own :data:`BUILTINS`: a name whose
+    origin is ``"builtin"``, or an instance of the very class the built-in factory of its name lives in
+    (a subclass defined elsewhere is not built-in)."""
+    if isinstance(backend, str):
+        return backend in BUILTINS and origin(backend) == "builtin"
+    spec = BUILTINS.get(getattr(backend, "name", None) or "")
+    if spec is None or origin(backend.name) != "builtin":
+        return False
+    return type(backend).__module__ == spec.partition(":")[0]
 
 
 def get(name: str | Backend) -> Backend:

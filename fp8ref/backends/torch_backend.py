@@ -6,9 +6,10 @@ Casts go through torch's float8 dtypes (``tensor.to(torch.float8_e4m3fn)`` ...),
 additions are
 
 * **saturation by clamping**: ``saturate=True`` runs ``x.clamp(-max, max)`` before the cast, as torchao and
-  TransformerEngine do (float16/bfloat16 input is first widened to float32, exactly: torch's vectorised
-  half-precision clamp replaces NaNs by the negative NaN 0xFFFF);
-  ``saturate=False`` is torch's own conversion, whatever it does (torch 2.13 saturates E4M3 by itself);
+  TransformerEngine do (float16/bfloat16 input is first widened to float32 in NumPy, exactly: torch's
+  vectorised half-precision clamp replaces NaNs by the negative NaN 0xFFFF, and its scalar float16 ->
+  float32 conversion of torch 2.13 gives +NaN for -NaN);
+  ``saturate=False`` is torch's own conversion, whatever it does;
 * **layout and the multiple-of-16 rule** of ``torch._scaled_mm`` on CUDA (``b`` column-major; K and N
   multiples of 16): ``b`` is passed as the transpose of a row-major (N, K) tensor, and K and N are padded
   with zero codes (scale_b and bias entries of padded columns are 1 and 0), the result sliced back to
@@ -17,22 +18,30 @@ additions are
 
 Everything torch refuses (stochastic rounding, block/MX scales, bias with float32 output on CUDA, E5M2 x
 E5M2 on CUDA, ...) raises :class:`~fp8ref.backends.base.Unsupported` with the reason.
+
+What torch's conversions and ``_scaled_mm`` do is measured, not assumed: :func:`measured` probes the casts
+(float64 rounding, NaN codes, overflow without saturation, decoded NaN bits;
+:mod:`fp8ref.backends.peer_probe`) and how ``_scaled_mm`` applies its scales, once per process and device,
+against the exact reference. ``capabilities.deviations`` are the differences found, ``backend.measured``
+the whole measurement; docs/backends.md gives the results for torch 2.13.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from fp8ref.backends._arrays import code_input, dequant_dtype, float_input, write_out
 from fp8ref.backends.base import Backend, BackendUnavailable, Capabilities, dtype_name
+from fp8ref.backends.peer_probe import Observation, PeerProbe, probe_peer
 from fp8ref.formats import FP8_FORMATS, Format
 
 __all__ = ["TorchBackend", "TorchRules", "CPU_RULES", "CUDA_RULES", "TORCH_DTYPES", "torch_cpu",
            "torch_cpu_fastaccum", "torch_cuda", "torch_cuda_fastaccum", "pad_to", "cuda_unavailable_reason",
-           "claimed_accumulation", "prepare_scaled_mm", "PreparedMM"]
+           "claimed_accumulation", "prepare_scaled_mm", "PreparedMM", "measured"]
 
 #: Format.name -> torch dtype attribute
 TORCH_DTYPES = {
@@ -148,24 +157,6 @@ class TorchBackend(Backend):
         self.device = device
         self.fast_accum = bool(fast_accum)
         self.rules = rules if rules is not None else (CPU_RULES if device == "cpu" else CUDA_RULES)
-        version = torch.__version__
-        where = "CPU" if device == "cpu" else torch.cuda.get_device_name(device)
-        deviations = [
-            f"torch {version}: float64 input is rounded to float32 first, then to FP8 (double rounding)"]
-        if self._e4m3_saturates():
-            deviations.append("saturate=False is torch's own conversion, and this torch saturates E4M3 "
-                              "(finite overflow and +-Inf -> +-448) where the reference gives NaN")
-        deviations += [
-            "NaN codes decode to torch's NaN bit patterns (E4M3 0x7FF00000, FNUZ 0x7F800001, E5M2 keeps the "
-            "payload), not the reference's canonical quiet NaN",
-        ]
-        if device == "cpu":
-            deviations.append("scaled_mm: dequantises a and b to float32, multiplies by the scales "
-                              "element-wise, then a float32 GEMM (oneDNN/MKL) whose summation order "
-                              "is unspecified; use_fast_accum is ignored on CPU")
-        else:
-            deviations.append(f"scaled_mm on {where}: cuBLASLt/CUTLASS kernels; the promotion interval and "
-                              "split-K order are not documented")
         self.capabilities = Capabilities(
             formats=_FP8,
             rounding=("nearest_even",),
@@ -179,14 +170,18 @@ class TorchBackend(Backend):
                 self.fast_accum),
             accumulation_selectable=False,
             device=device,
-            deviations=tuple(deviations),
         )
-
-    def _e4m3_saturates(self) -> bool:
-        """Whether this torch build's E4M3 conversion saturates by itself on this device (torch 2.13 does)."""
-        t = self._t
-        probe = t.tensor([512.0], device=self.device).to(t.float8_e4m3fn).view(t.uint8)
-        return int(probe.cpu()[0]) == 0x7E
+        self.measured = measured(self)  # runs the operations above, so after the capabilities
+        version = torch.__version__
+        deviations = list(self.measured.deviations())
+        if device == "cpu":
+            deviations.append(f"torch {version} scaled_mm on CPU: a float32 GEMM (oneDNN/MKL) whose "
+                              "summation order is unspecified")
+        else:
+            where = torch.cuda.get_device_name(device)
+            deviations.append(f"torch {version} scaled_mm on {where}: cuBLASLt/CUTLASS kernels; the "
+                              "promotion interval and split-K order are not documented")
+        self.capabilities = replace(self.capabilities, deviations=tuple(deviations))
 
     # ---- conversions between NumPy and torch -----------------------------------------------------------
     def _fp8_dtype(self, fmt: Format) -> Any:
@@ -217,11 +212,13 @@ class TorchBackend(Backend):
                  srbits: Any = None, srnumbits: int | None = None, seed: int | None = None,
                  out: np.ndarray | None = None) -> np.ndarray:
         f = self.check_quantize(fmt, rounding, saturate, srbits, srnumbits, seed)
-        tensor = self._to_torch(float_input(x))
+        arr = float_input(x)
+        if saturate and arr.dtype.name in ("float16", "bfloat16"):
+            # widened in NumPy (exact, NaN sign and payload kept): torch's vectorised half-precision clamp
+            # turns NaNs into 0xFFFF (-NaN), and its scalar float16 -> float32 path turns -NaN into +NaN
+            arr = arr.astype(np.float32)
+        tensor = self._to_torch(arr)
         if saturate:
-            if tensor.dtype in (self._t.float16, self._t.bfloat16):
-                # exact widening: torch's vectorised half-precision clamp turns NaNs into 0xFFFF (-NaN)
-                tensor = tensor.float()
             tensor = tensor.clamp(-f.max, f.max)  # NaN passes through a float32/float64 clamp
         codes = self._from_torch(tensor.to(self._fp8_dtype(f)))
         return write_out(codes, out, f)
@@ -402,6 +399,82 @@ def _operand_scales(op: Any, s: Any, name: str, opname: str, parse: Any) -> Any:
                              "default (1.0)")
         return op.scales
     return parse(s)
+
+
+# ---- what torch does, measured --------------------------------------------------------------------------
+_MEASURED: dict[tuple[str, ...], PeerProbe] = {}
+
+
+def measured(backend: TorchBackend) -> PeerProbe:
+    """torch's casts on ``backend.device`` and how its ``_scaled_mm`` applies the scales, measured against
+    the exact reference once per process (per torch version and device; the scaled_mm part also per
+    ``use_fast_accum`` and rules)."""
+    version = backend._t.__version__
+    cast_key = (version, backend.device)
+    if cast_key not in _MEASURED:
+        _MEASURED[cast_key] = probe_peer(
+            f"torch {version} ({backend.device})", FP8_FORMATS,
+            lambda x, f: backend.quantize(x, f, saturate=False),
+            lambda c, f, dtype: backend.dequantize(c, f, dtype=dtype))
+    key = (*cast_key, str(backend.fast_accum), backend.rules.device)
+    if key not in _MEASURED:
+        casts = _MEASURED[cast_key]
+        obs = () if casts.error else _scaled_mm_observations(backend)
+        _MEASURED[key] = replace(casts, observations=obs)
+    return _MEASURED[key]
+
+
+#: a decisive ``_scaled_mm`` input: E4M3 7 x 7 with both scales float32(0.1), where the three candidate rules
+#: give three different float32 results (one rounding: 0.49000000953674316; element-wise scaling:
+#: 0.4899999797344208; the scale product first: 0.49000003933906555)
+_MM_VALUE, _MM_SCALE = 7.0, np.float32(0.1)
+
+
+def _scaled_mm_observations(backend: TorchBackend) -> tuple[Observation, ...]:
+    from fp8ref.cast.oracle import round_exact
+    from fp8ref.formats import E4M3, FP32
+
+    lib = f"torch {backend._t.__version__} ({backend.device})"
+    a, s = _MM_VALUE, _MM_SCALE
+    exact = FP32.decode(round_exact(Fraction(a) * Fraction(a) * Fraction(float(s)) ** 2, FP32))
+    rules = {
+        exact: "the scales applied to the exact product, one rounding",
+        float(np.float32(np.float32(a) * s) * np.float32(np.float32(a) * s)):
+            "each operand multiplied by its scale and rounded to float32 before the product",
+        float(np.float32(np.float32(a * a) * np.float32(s * s))):
+            "the product multiplied by float32(scale_a * scale_b)",
+    }
+    code = np.array([[round_exact(a, E4M3)]], np.uint8)
+    try:
+        got = float(np.asarray(backend.scaled_mm(code, code, s, s)).reshape(()))
+    except Exception as exc:  # noqa: BLE001 - recorded; a refusal is not a deviation
+        return (Observation("scaled_mm scales", f"not measured ({type(exc).__name__}: {exc})",
+                            rules[exact]),)
+    found = rules.get(got, f"another result ({got!r})")
+    deviation = None
+    if got != exact:
+        deviation = (f"{lib}: scaled_mm applies the scales as {found} ({a:g} x {a:g} with scales "
+                     f"float32({float(s):.1f}): {got!r}, reference {exact!r})")
+    return (Observation("scaled_mm scales", found, rules[exact], deviation), _fast_accum_observation(backend))
+
+
+def _fast_accum_observation(backend: TorchBackend) -> Observation:
+    """Whether ``use_fast_accum`` changes anything: one product (8 x 704 x 16, random E4M3 codes of values
+    within +-8, unit scales) with both settings. Not a deviation from the reference either way."""
+    rng = np.random.default_rng(0)
+    a, b = ((rng.integers(0, 0x50, shape) | rng.integers(0, 2, shape) << 7).astype(np.uint8)
+            for shape in ((8, 704), (704, 16)))
+    name = "use_fast_accum True vs False"
+    try:
+        p = prepare_scaled_mm(backend, a, b, 1.0, 1.0, a_format="E4M3", b_format="E4M3", bias=None,
+                              out_dtype=np.float32, scale_result=None)
+        r = [backend._t._scaled_mm(p.a, p.b, p.scale_a, p.scale_b, out_dtype=p.out_dtype, use_fast_accum=f)
+             for f in (True, False)]
+        differ = int((r[0] != r[1]).sum())
+    except Exception as exc:  # noqa: BLE001 - recorded
+        return Observation(name, f"not measured ({type(exc).__name__}: {exc})", "-")
+    return Observation(name, "identical results" if differ == 0 else
+                       f"{differ} of {r[0].numel()} results differ", "-")
 
 
 # ---- factories registered as built-ins ---------------------------------------------------------------------

@@ -57,20 +57,39 @@ def _float_input(x: Any) -> np.ndarray:
                     f"{dt}")
 
 
-def _check_out(out: Any, shape: tuple[int, ...], f: Format) -> np.ndarray:
+def _check_out(out: Any, shape: tuple[int, ...], dtypes: tuple[np.dtype, ...], shape_of: str) -> np.ndarray:
+    """``out`` checked: a writable NumPy array of ``shape`` and one of ``dtypes`` (the first one is the
+    dtype the kernels write; the others must be views of it)."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
-    cdt = _code_dtype(f)
-    ok = out.dtype == cdt or (f.ml_dtype is not None and out.dtype == f.ml_dtype
-                              and out.dtype.itemsize == cdt.itemsize)
-    if not ok:
-        raise TypeError(f"out must have dtype {cdt}" + (f" or {f.ml_dtype}" if f.ml_dtype is not None else "")
-                        + f", got {out.dtype}")
+    if out.dtype not in dtypes:
+        raise TypeError(f"out must have dtype {' or '.join(str(d) for d in dtypes)}, got {out.dtype}")
     if out.shape != shape:
-        raise ValueError(f"out has shape {out.shape}, x has shape {shape}")
+        raise ValueError(f"out has shape {out.shape}, {shape_of} has shape {shape}")
     if not out.flags.writeable:
         raise ValueError("out is read-only")
     return out
+
+
+def _code_dtypes(f: Format) -> tuple[np.dtype, ...]:
+    """The dtypes a code array of ``f`` may have: uint8 / uint16, or the format's ml_dtypes dtype."""
+    cdt = _code_dtype(f)
+    ml = f.ml_dtype
+    return (cdt,) if ml is None or ml.itemsize != cdt.itemsize else (cdt, ml)
+
+
+def _overlaps(out: np.ndarray, *inputs: np.ndarray | None) -> bool:
+    """Whether writing ``out`` could change one of ``inputs`` before it is read: any shared byte. The
+    bounds test first, then NumPy's exact test (assumed to overlap when that is too costly to decide)."""
+    for a in inputs:
+        if a is None or not np.may_share_memory(out, a):
+            continue
+        try:
+            if np.shares_memory(out, a, max_work=1 << 16):
+                return True
+        except np.exceptions.TooHardError:
+            return True
+    return False
 
 
 def _random_args(rounding: str, shape: tuple[int, ...], srbits: Any, srnumbits: Any,
@@ -138,8 +157,9 @@ def quantize(x: Any, fmt: Any, *, rounding: str = "nearest_even", saturate: bool
         and their count ``1..32`` for the stochastic modes.
       seed: instead of ``srbits``: bits from Philox-4x32-10 keyed by ``seed`` and the flat index
         (``srnumbits`` defaults to 32).
-      out: optional array of ``x``'s shape, dtype uint8 (uint16 for 9..16-bit formats) or the format's
-        ml_dtypes dtype, to write the codes into.
+      out: optional writable array of ``x``'s shape, dtype uint8 (uint16 for 9..16-bit formats) or the
+        format's ml_dtypes dtype, to write the codes into. It may overlap ``x`` (or ``srbits``) in memory:
+        the result is the same as with a separate array (the codes then go through a temporary).
 
     Returns:
       The codes: uint8 (uint16 for formats of 9..16 bits), same shape as ``x`` (``out`` if given).
@@ -152,17 +172,20 @@ def quantize(x: Any, fmt: Any, *, rounding: str = "nearest_even", saturate: bool
     a = _float_input(x)
     rbits, r, s = _random_args(rounding, a.shape, srbits, srnumbits, seed)
     if out is not None:
-        _check_out(out, a.shape, f)
+        _check_out(out, a.shape, _code_dtypes(f), "x")
 
     from fp8ref.cast import kernels as k
 
     mode = ROUNDING_MODES.index(rounding)
     p = k.format_params(f)
     sat = bool(saturate)
-    direct = out is not None and out.flags.c_contiguous and f.nan_code is not None
+    src = np.ascontiguousarray(a).reshape(-1)
+    # codes go straight into out when it is contiguous, a failure cannot leave it half-written (formats
+    # with NaN encode every input), and it shares no memory with what the kernel reads
+    direct = (out is not None and out.flags.c_contiguous and f.nan_code is not None
+              and not _overlaps(out, src, rbits))
     res = out.view(_code_dtype(f)) if direct else np.empty(a.shape, dtype=_code_dtype(f))
     flat = res.reshape(-1)
-    src = np.ascontiguousarray(a).reshape(-1)
     if flat.size:
         with k.threads_for(flat.size), np.errstate(invalid="ignore"):  # NaN float16 -> float64 warns
             nerr = _encode(k, src, f, p, mode, sat, rbits, r, s, flat)
@@ -208,17 +231,20 @@ def _table(f: Format, dtype: np.dtype) -> np.ndarray:
     vals = f.values()
     negative_nan = np.isnan(vals) & ((np.arange(f.n_codes) & f.sign_mask) != 0)
     vals = np.where(negative_nan, -np.abs(vals), vals)
-    t = vals.astype(dtype)
+    with np.errstate(over="ignore"):  # research formats beyond float32's range: +-inf, rounded once
+        t = vals.astype(dtype)
     t.flags.writeable = False
     return t
 
 
-def dequantize(codes: Any, fmt: Any, *, dtype: Any = np.float32) -> np.ndarray:
-    """The values of ``codes`` in ``fmt`` as float32 or float64 (exact: every code of a format of at most
-    16 bits whose values fit the dtype). NaN codes decode to a quiet NaN with the code's sign bit.
+def dequantize(codes: Any, fmt: Any, *, dtype: Any = np.float32, out: np.ndarray | None = None) -> np.ndarray:
+    """The values of ``codes`` in ``fmt`` as float32 or float64, each rounded once to ``dtype`` (exact for
+    every named format). NaN codes decode to a quiet NaN with the code's sign bit.
 
     ``codes``: unsigned or signed integer array-like with values in ``[0, 2**bits)``, or an array of the
-    format's ml_dtypes dtype.
+    format's ml_dtypes dtype. ``out``: optional writable array of ``codes``'s shape and of dtype ``dtype``
+    to write the values into (it is returned); it may overlap ``codes`` in memory. Every argument is
+    checked before anything is written.
     """
     f = _fmt(fmt)
     try:
@@ -233,6 +259,10 @@ def dequantize(codes: Any, fmt: Any, *, dtype: Any = np.float32) -> np.ndarray:
         c = c.view(cdt)
     if c.dtype.kind not in "iu" or c.dtype == np.bool_:
         raise TypeError(f"codes must be an integer array (or {f.ml_dtype}), got dtype {c.dtype}")
+    if out is not None:
+        if isinstance(out, np.ndarray) and out.dtype in (np.float32, np.float64) and out.dtype != dt:
+            raise TypeError(f"out has dtype {out.dtype} but dtype is {dt}: pass dtype=np.{out.dtype}")
+        _check_out(out, c.shape, (dt,), "codes")
     if c.dtype != cdt:
         if c.size and (int(c.min()) < 0 or int(c.max()) >= f.n_codes):
             raise ValueError(f"codes must lie in [0, {f.n_codes}) for {f.name}, got values in "
@@ -241,13 +271,18 @@ def dequantize(codes: Any, fmt: Any, *, dtype: Any = np.float32) -> np.ndarray:
     elif f.bits < 8 * cdt.itemsize and c.size and int(c.max()) >= f.n_codes:
         raise ValueError(f"codes must lie in [0, {f.n_codes}) for {f.name}, got a maximum of {int(c.max())}")
     table = _table(f, dt)
-    res = np.empty(c.shape, dtype=dt)
+    src = np.ascontiguousarray(c).reshape(-1)
+    direct = out is not None and out.flags.c_contiguous and not _overlaps(out, src)
+    res = out if direct else np.empty(c.shape, dtype=dt)
     if res.size:
         from fp8ref.cast import kernels as k
 
         with k.threads_for(res.size):
-            k.decode_table(np.ascontiguousarray(c).reshape(-1), table, res.reshape(-1))
-    return res
+            k.decode_table(src, table, res.reshape(-1))
+    if out is None or direct:
+        return res
+    out[...] = res
+    return out
 
 
 def as_ml_dtypes(codes: Any, fmt: Any) -> np.ndarray:

@@ -502,7 +502,8 @@ def quantize_f64_rne(x, bits, p, saturate, out):
 def f64_fast_ok(fmt: Format) -> bool:
     """Whether :func:`quantize_f64_rne` applies to ``fmt``."""
     return (fmt.has_zero and fmt.has_subnormals and fmt.signed and fmt.emin >= -1022
-            and fmt.emin - fmt.mbits >= -1074 and fmt.nan != "none" and fmt.bits <= 8)
+            and fmt.emin - fmt.mbits >= -1074 and fmt.nan != "none" and fmt.bits <= 8
+            and fmt.emax <= 1023 and fmt.emin - fmt.mbits <= 971)  # Inf above max, magic number finite
 
 
 @njit(cache=True, inline="always")
@@ -602,7 +603,8 @@ def quantize_f32_stochastic(bits, p, mode, saturate, rbits, nbits, out):
 def f32_fast_ok(fmt: Format) -> bool:
     """Whether :func:`quantize_f32` applies to ``fmt``."""
     return (fmt.has_zero and fmt.has_subnormals and fmt.signed and fmt.emin >= -126 and fmt.mbits <= 22
-            and fmt.nan != "none" and fmt.bits <= 8)
+            and fmt.nan != "none" and fmt.bits <= 8
+            and fmt.emax <= 127 and fmt.emin - fmt.mbits <= 104)  # Inf above max, magic number finite
 
 
 # ---- seeded stochastic rounding of float32 input ---------------------------------------------------

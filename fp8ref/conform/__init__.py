@@ -8,8 +8,9 @@ for matmul, the accumulation model that explains the backend best). ``format_tab
 
 from __future__ import annotations
 
-from fp8ref.conform.harness import CaseResult, ConformReport, Element, SuiteSummary, categorize, run
+from fp8ref.conform.harness import CaseResult, ConformReport, SuiteSummary, run
 from fp8ref.conform.report import format_table
+from fp8ref.conform.score import Element, categorize
 from fp8ref.conform.ulps import distance, histogram
 
 __all__ = ["run", "ConformReport", "CaseResult", "SuiteSummary", "Element", "categorize", "format_table",

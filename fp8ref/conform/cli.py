@@ -15,7 +15,8 @@ _DESCRIPTION = ("Run a golden set through a backend: per suite the cases, bit-ex
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from fp8ref.golden.ops import SUITES
+    from fp8ref.conform.isolate import DEFAULT_TIMEOUT
+    from fp8ref.golden.ops import ALL_SUITES as SUITES
 
     p = subparsers.add_parser("conform", help="run a golden set through a backend and report deviations",
                               description=_DESCRIPTION)
@@ -28,6 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--report", metavar="FILE.json", default=None, help="also write the full report as JSON")
     p.add_argument("--worst", type=int, default=5, help="worst elements shown per suite (default 5)")
     p.add_argument("--no-infer", action="store_true", help="skip the accumulation-model inference")
+    p.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                   help="run the backend's calls in a separate worker process, so that a backend that exits, "
+                        "crashes or hangs fails the case instead of stopping the run (default: isolate every "
+                        "backend but fp8ref's built-in ones)")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help=f"with isolation: the time one case (with --trainer: the backend's whole training "
+                        f"run) may take before the worker is killed and the case fails (default "
+                        f"{DEFAULT_TIMEOUT:g})")
     p.add_argument("--trainer", action="store_true",
                    help="instead: train side by side on the backend and the reference and report the first "
                         "step/layer/tensor where they diverge")
@@ -36,13 +45,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.tolerance < 0:
+    if not args.tolerance >= 0:
         print("fp8ref conform: --tolerance must be >= 0", file=sys.stderr)
         return 2
+    if args.timeout is not None and not args.timeout > 0:
+        print("fp8ref conform: --timeout must be > 0 seconds", file=sys.stderr)
+        return 2
+    if args.report:  # before any work: OutputError is one line and exit 2 (fp8ref.cli)
+        from fp8ref.outputs import check_output_file
+
+        check_output_file(args.report)
     if args.trainer:
         return _trainer(args)
-    from fp8ref.backends import BackendUnavailable, get
+    from fp8ref.backends import BackendUnavailable
+    from fp8ref.backends.registry import origin
     from fp8ref.conform.harness import run
+    from fp8ref.conform.isolate import DEFAULT_TIMEOUT
     from fp8ref.conform.report import format_table
     from fp8ref.golden import SetError, default_set_dir
 
@@ -52,15 +70,19 @@ def _run(args: argparse.Namespace) -> int:
         print(f"fp8ref conform: {exc}", file=sys.stderr)
         return 2
     try:
-        backend = get(args.backend)
-    except (ValueError, KeyError, BackendUnavailable) as exc:
+        origin(args.backend)
+    except ValueError as exc:
         print(f"fp8ref conform: {exc}", file=sys.stderr)
         return 2
+    timeout = DEFAULT_TIMEOUT if args.timeout is None else args.timeout
     try:
-        rep = run(backend, root, suites=args.suite, tolerance=args.tolerance, keep=args.worst,
-                  infer_accumulation=not args.no_infer)
+        rep = run(args.backend, root, suites=args.suite, tolerance=args.tolerance, keep=args.worst,
+                  infer_accumulation=not args.no_infer, isolate=args.isolate, timeout=timeout)
     except SetError as exc:
         print(f"fp8ref conform: invalid golden set: {exc}", file=sys.stderr)
+        return 2
+    except BackendUnavailable as exc:
+        print(f"fp8ref conform: {exc}", file=sys.stderr)
         return 2
     print(format_table(rep, worst=args.worst))
     if args.report:
@@ -70,14 +92,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _trainer(args: argparse.Namespace) -> int:
-    """``--trainer``: fp8ref.backends.trainer_compare.compare_trainer, rendered; exit 0 identical, 1 diverged,
+    """``--trainer``: fp8ref.conform.trainer.compare_trainer, rendered; exit 0 identical, 1 diverged,
     2 when the backend refused or failed an operation."""
     from fp8ref.backends import BackendUnavailable
-    from fp8ref.backends.trainer_compare import compare_trainer
+    from fp8ref.conform.isolate import DEFAULT_TIMEOUT
+    from fp8ref.conform.trainer import compare_trainer
 
     kw = {} if args.steps is None else {"steps": args.steps}
+    timeout = DEFAULT_TIMEOUT if args.timeout is None else args.timeout
     try:
-        result = compare_trainer(args.backend, **kw)
+        result = compare_trainer(args.backend, isolate=args.isolate, timeout=timeout, **kw)
     except (ValueError, KeyError, BackendUnavailable) as exc:
         print(f"fp8ref conform --trainer: {exc}", file=sys.stderr)
         return 2
@@ -93,7 +117,8 @@ def _trainer(args: argparse.Namespace) -> int:
 def format_trainer(r: dict) -> str:
     """The human-readable form of a trainer side-by-side comparison."""
     lines = [f"fp8ref conform --trainer: backend {r.get('backend')} (accumulation "
-             f"{r.get('backend_accumulation')!r}) vs reference "
+             f"{r.get('backend_accumulation')!r}{', in a worker process' if r.get('isolated') else ''}) "
+             "vs reference "
              f"(accumulate={r.get('reference_accumulate')!r}), "
              f"{r.get('steps_run')} steps"]
     if r.get("status") != "ok":

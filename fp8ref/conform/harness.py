@@ -1,10 +1,16 @@
 """Run a golden set through a backend and measure, case by case and element by element, how it deviates.
 
-For each case: the suite's backend runner (``fp8ref.golden.suites.<suite>.BACKEND_OPS[op]``) calls the
-backend; :class:`fp8ref.backends.Unsupported` makes the case *skipped*; every output is compared with the
-set's expected output by ulp distance (:mod:`fp8ref.conform.ulps`), and each differing element gets a
-*category* naming the rule it breaks (:func:`categorize`). A case *fails* when any element is further than
-``tolerance`` ulps (NaN class differences are always failures).
+First the whole set is checked (:mod:`fp8ref.conform.cases`: unknown suites and ops, missing or bad
+parameters are the set's fault). Then, for each case, the suite's backend runner
+(``fp8ref.golden.suites.<suite>.BACKEND_OPS[op]``) calls the backend -- in this process for fp8ref's
+built-in backends, in a worker process with a time limit for any other (:mod:`fp8ref.conform.isolate`) --
+and every result is checked against its operation's contract (:mod:`fp8ref.conform.contract`).
+:class:`fp8ref.backends.Unsupported` makes the case *skipped*, a contract violation *fails* it, an exception,
+exit, crash or timeout makes it an *error* (unless the reference cannot compute the case either: then the
+set is invalid). Every output is compared with the set's expected output by ulp distance
+(:mod:`fp8ref.conform.ulps`), and each differing element gets a *category* naming the rule it breaks
+(:mod:`fp8ref.conform.score`). A case *fails* when any element is further than ``tolerance`` ulps (NaN
+class differences are always failures).
 
 Matmul: a backend that cannot select an accumulation model (``capabilities.accumulation_selectable`` is
 false) runs each case with its own accumulation (``accumulate=None``); cases whose model is not the one
@@ -15,33 +21,22 @@ finds the accumulation model that explains the backend's outputs best.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import fp8ref
-from fp8ref.conform.ulps import distance, histogram
+from fp8ref.conform.cases import plan
+from fp8ref.conform.execute import InProcess, Lost, Outcome, describe_exception, run_case
+from fp8ref.conform.isolate import DEFAULT_TIMEOUT, BackendSpec, Isolated
+from fp8ref.conform.score import Element, categorize, pick_worst, score
 from fp8ref.golden import manifest as mf
 from fp8ref.golden.io import LoadedCase, load_case
-from fp8ref.golden.ops import SUITES, suite_module
+from fp8ref.golden.ops import ALL_SUITES, compute
 
 __all__ = ["CaseResult", "SuiteSummary", "ConformReport", "run", "categorize", "Element", "pick_worst"]
-
-
-@dataclass
-class Element:
-    """One deviating element, with what is needed to reproduce it."""
-
-    case: str
-    output: str
-    index: list[int]
-    ulps: float
-    category: str
-    expected: str
-    got: str
-    inputs: dict[str, str]
 
 
 @dataclass
@@ -85,6 +80,8 @@ class ConformReport:
     accumulation: dict[str, Any] | None = None
     capabilities: dict[str, Any] | None = None
     not_run: dict[str, int] = field(default_factory=dict)  # op -> cases without a backend operation
+    isolated: bool = False  # the backend ran in a worker process
+    timeout: float | None = None  # its limit per case, in seconds (isolated only)
 
     @property
     def passed(self) -> bool:
@@ -105,182 +102,62 @@ class ConformReport:
                       "capabilities": self.capabilities,
                       "suites": {k: asdict(v) for k, v in self.suites.items()},
                       "accumulation": self.accumulation, "not_run": self.not_run,
+                      "isolated": self.isolated, "timeout": self.timeout,
                       "cases": [asdict(c) for c in self.cases]})
 
 
-# ---- element formatting and categories ---------------------------------------------------------------------
-def _show(arr: np.ndarray, idx: tuple[int, ...], fmt: str | None) -> str:
-    v = arr[idx] if arr.ndim else arr[()]
-    if fmt is not None:
-        c = int(v)
-        return f"0x{c:02x} ({fp8ref.format(fmt).decode(c)!r})"
-    if arr.dtype.name == "bfloat16":
-        return f"{float(v)!r} (0x{int(np.asarray(v).view(np.uint16)):04x})"
-    if arr.dtype.kind == "f":
-        bits = np.asarray(v).view(np.dtype(f"u{arr.dtype.itemsize}"))
-        return f"{float(v)!r} (0x{int(bits):0{2 * arr.dtype.itemsize}x})"
-    return repr(v.item() if hasattr(v, "item") else v)
-
-
-def _element_inputs(case: LoadedCase, out_name: str, idx: tuple[int, ...]) -> dict[str, str]:
-    """The inputs that produced element ``idx`` of output ``out_name``."""
-    ins = case.inputs
-    if case.op == "quantize":
-        d = {"x": _show(ins["x"], idx, None)}
-        if "srbits" in ins:
-            d["srbits"] = str(int(ins["srbits"][idx]))
-        return d
-    if case.op == "dequantize":
-        return {"codes": _show(ins["codes"], idx, case.formats.get("codes"))}
-    if case.op == "scaled_mm" and len(idx) == 2:
-        i, j = idx
-        d = {"a_row": ins["a"][i].tobytes().hex(),
-             "b_col": np.ascontiguousarray(ins["b"][:, j]).tobytes().hex()}
-        for s in ("scale_a", "scale_b"):
-            d[s] = repr(ins[s].tolist()) if ins[s].size <= 4 else f"shape {ins[s].shape}"
-        return d
-    if case.op not in ("quantize_scaled", "scaled_sequence") or not out_name.startswith("codes"):
-        return {}
-    x = ins.get("x") if "x" in ins else ins.get("x." + out_name.rsplit(".", 1)[-1])
-    if x is not None and x.shape == case.outputs[out_name].shape:
-        return {"x": _show(x, idx, None)}
-    return {}
-
-
-def categorize(case: LoadedCase, out_name: str, idx: tuple[int, ...], expected: np.ndarray,
-               got: np.ndarray) -> str:
-    """The rule a deviating element breaks: ``nan_payload`` (both NaN, other bits), ``nan_vs_number``,
-    ``overflow`` (input beyond the format's range, or Inf), ``double_rounding`` (the backend's code is the
-    reference's cast of the input first rounded to float32), ``signed_zero``, ``subnormal`` (expected or
-    observed value below the smallest normal), or ``rounding`` for anything else."""
-    fmt_name = case.formats.get(out_name)
-    e, g = expected[idx], got[idx]
-    if fmt_name is not None:
-        fmt = fp8ref.format(fmt_name)
-        ev, gv = fmt.decode(int(e)), fmt.decode(int(g))
-    else:
-        ev, gv = float(e), float(g)
-    if math.isnan(ev) and math.isnan(gv):
-        return "nan_payload"
-    x = None
-    if case.op == "quantize":
-        x = case.inputs["x"][idx]
-        fmt = fp8ref.format(case.params["format"])
-        xf = float(x)
-        if math.isnan(xf):
-            return "nan_vs_number"
-        if case.inputs["x"].dtype == np.float64 and "srbits" not in case.inputs and "seed" not in case.params:
-            kw = {k: case.params[k] for k in ("rounding", "saturate")}
-            with np.errstate(over="ignore"):
-                twice = fp8ref.quantize(np.array([np.float32(xf)]), fmt, **kw)[0]
-            if int(twice) == int(g):
-                return "double_rounding"
-        if math.isinf(xf) or abs(xf) > fmt.max:
-            return "overflow"
-    if math.isnan(ev) or math.isnan(gv):
-        return "nan_vs_number" if not (math.isinf(ev) or math.isinf(gv)) else "overflow"
-    if math.isinf(ev) or math.isinf(gv):
-        return "overflow"
-    if ev == 0 and gv == 0:
-        return "signed_zero"
-    if fmt_name is not None:
-        fmt = fp8ref.format(fmt_name)
-        if min(abs(ev), abs(gv)) < fmt.min_normal:
-            return "subnormal"
-    return "rounding"
-
-
-def pick_worst(elements: list[Element], keep: int) -> list[Element]:
-    """The ``keep`` elements to show: the furthest element of each category first (so that every kind of
-    deviation appears), then the furthest of the rest."""
-    ranked = sorted(elements, key=lambda e: -e.ulps)
-    chosen: list[Element] = []
-    seen: set[str] = set()
-    for e in ranked:
-        if e.category not in seen:
-            seen.add(e.category)
-            chosen.append(e)
-    chosen = chosen[:keep]
-    for e in ranked:
-        if len(chosen) >= keep:
-            break
-        if e not in chosen:
-            chosen.append(e)
-    return sorted(chosen, key=lambda e: -e.ulps)
-
-
 # ---- running -----------------------------------------------------------------------------------------------
-def _compare(case: LoadedCase, outputs: dict[str, np.ndarray], res: CaseResult, tolerance: float,
-             keep: int) -> None:
-    worst: list[Element] = []
-    for name in sorted(case.outputs):
-        exp = case.outputs[name]
-        if name not in outputs:
-            res.status, res.reason = "error", f"backend returned no output {name!r}"
-            return
-        got = np.asarray(outputs[name])
-        if got.shape != exp.shape:
-            res.status, res.reason = "error", f"output {name!r} has shape {got.shape}, expected {exp.shape}"
-            return
-        got = got.astype(exp.dtype, copy=False)
-        fmt = case.formats.get(name)
-        d = distance(exp, got, fmt)
-        res.elements += d.size
-        res.exact += int(np.count_nonzero(d == 0))
-        if d.size:
-            res.max_ulps = max(res.max_ulps, float(d.max()))
-        for k, v in histogram(d).items():
-            res.histogram[k] = res.histogram.get(k, 0) + v
-        bad = np.flatnonzero(d.reshape(-1) > 0)
-        if bad.size:
-            order = bad[np.argsort(-d.reshape(-1)[bad], kind="stable")]
-            cats: dict[str, int] = {}
-            first: dict[str, int] = {}  # the furthest element of each category
-            for flat in order:  # categorise every deviating element (cheap: small cases)
-                idx = np.unravel_index(flat, exp.shape) if exp.ndim else ()
-                c = categorize(case, name, idx, exp, got)
-                cats[c] = cats.get(c, 0) + 1
-                first.setdefault(c, int(flat))
-            for k, v in cats.items():
-                res.categories[k] = res.categories.get(k, 0) + v
-            for flat in dict.fromkeys([*first.values(), *order[:keep].tolist()]):
-                idx = np.unravel_index(flat, exp.shape) if exp.ndim else ()
-                worst.append(Element(case.id, name, [int(i) for i in idx], float(d.reshape(-1)[flat]),
-                                     categorize(case, name, idx, exp, got), _show(exp, idx, fmt),
-                                     _show(got, idx, fmt), _element_inputs(case, name, idx)))
-    res.worst = pick_worst(worst, keep)
-    if res.exact == res.elements:
-        res.status = "exact"
-    elif res.max_ulps <= tolerance:
-        res.status = "within"
-    else:
-        res.status = "fail"
-
-
 def run(backend: Any, root: str | Path, *, suites: list[str] | None = None, tolerance: float = 0,
-        keep: int = 5, infer_accumulation: bool = True, log: Any = None) -> ConformReport:
-    """Run the set in ``root`` through ``backend`` (a Backend or a name). Raises
-    :class:`fp8ref.golden.SetError` when the set itself is invalid."""
-    from fp8ref.backends import Unsupported, get
+        keep: int = 5, infer_accumulation: bool = True, log: Any = None, isolate: bool | None = None,
+        timeout: float = DEFAULT_TIMEOUT) -> ConformReport:
+    """Run the set in ``root`` through ``backend`` (a Backend or a name).
 
-    be = get(backend) if isinstance(backend, str) else backend
+    ``isolate``: run the backend's calls in a worker process with ``timeout`` seconds per case
+    (:mod:`fp8ref.conform.isolate`); default: isolate every backend but fp8ref's built-in ones.
+    Raises :class:`fp8ref.golden.SetError` when the set itself is invalid, ``ValueError`` for an unknown
+    backend name and :class:`fp8ref.backends.BackendUnavailable` when the backend cannot run here."""
+    from fp8ref.outputs import UsageError
+
     root = Path(root)
     manifest = mf.load(root)
-    wanted = [s for s in SUITES if s in manifest["suites"] and (not suites or s in suites)]
-    caps = be.capabilities
-    not_run: dict[str, int] = {}
+    unknown = [s for s in manifest["suites"] if s not in ALL_SUITES]
+    if unknown:
+        raise mf.SetError(f"manifest: suite(s) {unknown} unknown to fp8ref {fp8ref.__version__} (it runs "
+                          f"{', '.join(ALL_SUITES)})")
+    missing = [s for s in suites or () if s not in manifest["suites"]]
+    if missing:
+        raise UsageError(f"the set in {root} has no suite {', '.join(map(repr, missing))} (it has "
+                         f"{', '.join(manifest['suites']) or 'none'})")
+    wanted = [s for s in ALL_SUITES if s in manifest["suites"] and (not suites or s in suites)]
+    entries, not_run = plan(manifest, wanted)  # the whole set is checked before the backend starts
+    executor = executor_for(backend, isolate=isolate, timeout=timeout)
+    try:
+        return _run(executor, root, entries, not_run, wanted, tolerance, keep, infer_accumulation, log)
+    finally:
+        executor.close()
+
+
+def executor_for(backend: Any, *, isolate: bool | None = None, timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """:class:`~fp8ref.conform.execute.InProcess` or :class:`~fp8ref.conform.isolate.Isolated` for
+    ``backend`` (a name or an instance)."""
+    from fp8ref.backends.registry import get, is_builtin
+
+    if isolate is None:
+        isolate = not is_builtin(backend)
+    if not isolate:
+        return InProcess(get(backend))
+    return Isolated(BackendSpec.of(backend), timeout)
+
+
+def _run(executor: Any, root: Path, entries: list[dict[str, Any]], not_run: dict[str, int], wanted: list[str],
+         tolerance: float, keep: int, infer_accumulation: bool, log: Any) -> ConformReport:
+    caps = executor.capabilities
     selectable = bool(caps.accumulation_selectable)
     summaries = {s: SuiteSummary(s) for s in wanted}
     results: list[CaseResult] = []
     mm_runs: list[tuple[LoadedCase, np.ndarray]] = []
-    for entry in manifest["cases"]:
+    for entry in entries:
         s = entry["suite"]
-        if s not in summaries:
-            continue
-        runner = suite_module(s).BACKEND_OPS.get(entry["op"])
-        if runner is None:  # an op with no backend operation (recipe arithmetic): golden verify checks it
-            not_run[entry["op"]] = not_run.get(entry["op"], 0) + 1
-            continue
         case = load_case(root, entry)  # SetError propagates: a corrupt set is not a backend failure
         res = CaseResult(case.id, s, case.op, "error")
         params = dict(case.params)
@@ -288,19 +165,26 @@ def run(backend: Any, root: str | Path, *, suites: list[str] | None = None, tole
         if case.op == "scaled_mm" and not selectable:
             scored = params.get("accumulate") == caps.accumulation
             params["accumulate"] = None
-        try:
-            with np.errstate(all="ignore"):
-                outputs = runner(be, params, case.inputs)
-        except Unsupported as exc:
-            res.status, res.reason = "skipped", exc.reason
-        except Exception as exc:  # noqa: BLE001 - a failing backend is a finding, not a crash
-            res.status, res.reason = "error", f"{type(exc).__name__}: {exc}"
+        out = executor.call(run_case, s, case.op, params, case.inputs)
+        if isinstance(out, Lost):
+            out = Outcome("error", reason=out.reason)
+        if out.kind == "skipped":
+            res.status, res.reason = "skipped", out.reason
+        elif out.kind == "violation":
+            res.status, res.reason = "fail", out.reason
+        elif out.kind == "error":
+            _blame(case, out.reason)
+            res.status, res.reason = "error", out.reason
         else:
+            outputs = out.outputs or {}
+            _check_outputs(case, outputs)
             if case.op == "scaled_mm" and (params["accumulate"] is None
                                            or params["accumulate"] == caps.accumulation):
-                mm_runs.append((case, np.asarray(outputs["out"])))  # the backend's own accumulation
+                mm_runs.append((case, outputs["out"]))  # the backend's own accumulation
             if scored:
-                _compare(case, outputs, res, tolerance, keep)
+                sc = score(case, outputs, tolerance, keep)
+                for f in fields(sc):
+                    setattr(res, f.name, getattr(sc, f.name))
             else:
                 res.status = "skipped"
                 res.reason = (f"expected output uses accumulate={case.params.get('accumulate')!r}; "
@@ -312,11 +196,38 @@ def run(backend: Any, root: str | Path, *, suites: list[str] | None = None, tole
             log(res)
     acc = None
     if infer_accumulation and mm_runs:
-        from fp8ref.conform.models import explain
+        from fp8ref.conform.models import explain, probe
 
-        acc = explain(be, mm_runs)
-    return ConformReport(be.name, str(root), float(tolerance), summaries, results, acc, caps.to_dict(),
-                         not_run)
+        probed = executor.call(probe)
+        if isinstance(probed, Lost):
+            probed = {"error": probed.reason}
+        acc = explain(caps.accumulation, mm_runs, probed)
+    return ConformReport(executor.name, str(root), float(tolerance), summaries, results, acc, caps.to_dict(),
+                         not_run, executor.isolated, executor.timeout)
+
+
+def _blame(case: LoadedCase, reason: str) -> None:
+    """A case the backend failed is the backend's fault only if the reference can compute it:
+    :class:`SetError` when the reference fails too (parameters or tensors that do not fit the op)."""
+    try:
+        with np.errstate(all="ignore"):
+            compute(case.op, case.params, case.inputs)
+    except Exception as exc:  # noqa: BLE001 - any failure of the reference on the set's data
+        raise mf.SetError(f"case {case.id!r}: the reference cannot compute it either "
+                          f"({describe_exception(exc)}); the backend failed with: {reason}") from None
+
+
+def _check_outputs(case: LoadedCase, outputs: dict[str, np.ndarray]) -> None:
+    """The runner's outputs (fp8ref code, from contract-checked backend results) against the set's expected
+    tensors: a name, dtype or shape that differs means the set does not hold what its op computes."""
+    for name, exp in case.outputs.items():
+        got = outputs.get(name)
+        if got is None:
+            raise mf.SetError(f"case {case.id!r}: output {name!r} is not an output of op {case.op!r} "
+                              f"(it gives {', '.join(sorted(outputs))})")
+        if got.dtype != exp.dtype or got.shape != exp.shape:
+            raise mf.SetError(f"case {case.id!r}: output {name!r} is {exp.dtype}{list(exp.shape)} in the "
+                              f"set; op {case.op!r} gives {got.dtype}{list(got.shape)} for its inputs")
 
 
 def _add(s: SuiteSummary, r: CaseResult, keep: int) -> None:

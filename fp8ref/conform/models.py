@@ -68,7 +68,9 @@ def probe(backend: Any) -> dict[str, Any]:
     try:
         inf = probes.infer(dot, "E4M3", accepts_c=False)
     except Exception as exc:  # noqa: BLE001 - a backend failing a probe is a finding, not a crash
-        return {"error": f"{type(exc).__name__}: {exc}"}
+        from fp8ref.conform.execute import describe_exception
+
+        return {"error": describe_exception(exc)}
     out: dict[str, Any] = {}
     for k in ("nfma", "nfma_min", "frac_bits", "frac_bits_min", "out_frac_bits", "rounding", "c_mode",
               "promotion", "promotion_tested_k", "validated", "mismatched"):
@@ -82,10 +84,16 @@ def probe(backend: Any) -> dict[str, Any]:
     return out
 
 
-def explain(backend: Any, runs: list[tuple[Any, np.ndarray]]) -> dict[str, Any]:
+def explain(claimed: str | None, runs: list[tuple[Any, np.ndarray]],
+            probed: dict[str, Any]) -> dict[str, Any]:
+    """The analysis of the matmul outputs ``runs`` (case, the backend's output) of a backend that claims
+    ``claimed``; ``probed`` is :func:`probe`'s answer for it. ``best`` is the model reproducing the most
+    elements bit for bit, ``None`` when none reproduces a single one; ``explains_all`` when it reproduces
+    every element."""
     ranking = rank_presets(runs)
-    best = ranking[0] if ranking else None
-    return {"claimed": backend.capabilities.accumulation,
+    # the top of the ranking explains nothing when it reproduces no element at all
+    best = ranking[0] if ranking and ranking[0]["bit_exact"] > 0 else None
+    return {"claimed": claimed,
             "best": best["model"] if best else None,
             "explains_all": bool(best and best["bit_exact"] == best["elements"]),
-            "ranking": ranking, "probe": probe(backend)}
+            "ranking": ranking, "probe": probed}

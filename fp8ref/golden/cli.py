@@ -8,16 +8,18 @@ import time
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from fp8ref.golden.ops import SUITES
+    from fp8ref.golden.ops import ALL_SUITES, SUITES
 
     p = subparsers.add_parser("golden", help="generate / verify golden vector sets",
                               description="Golden vector sets: safetensors tensor files plus manifest.json "
                               "(layout: docs/golden-format.md).")
     sub = p.add_subparsers(dest="golden_command", metavar="{generate,verify}")
     g = sub.add_parser("generate", help="write a golden set to DIR (byte-for-byte reproducible)")
-    g.add_argument("dir", metavar="DIR", help="output directory (created; an existing set there is replaced)")
-    g.add_argument("--suite", action="append", choices=SUITES, default=None,
-                   help=f"suite to include (repeatable; default: all of {', '.join(SUITES)})")
+    g.add_argument("dir", metavar="DIR", help="output directory (created; an fp8ref golden set there is "
+                   "replaced, a folder holding anything else is refused)")
+    g.add_argument("--suite", action="append", choices=ALL_SUITES, default=None,
+                   help=f"suite to include (repeatable; default: all of {', '.join(SUITES)}; "
+                   "minilm needs fp8ref[models])")
     g.add_argument("--case", action="append", default=None, metavar="GLOB",
                    help="keep only the cases whose id matches GLOB, e.g. 'matmul/models/*' (repeatable: any)")
     g.add_argument("--where", action="append", default=None, metavar="KEY=VALUE", type=_where,
@@ -27,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v = sub.add_parser("verify", help="validate DIR and recompute every case bit for bit "
                                       "(exit 0 ok, 1 mismatch, 2 invalid or corrupt set)")
     v.add_argument("dir", metavar="DIR")
-    v.add_argument("--suite", action="append", choices=SUITES, default=None,
+    v.add_argument("--suite", action="append", choices=ALL_SUITES, default=None,
                    help="verify only these suites (repeatable)")
     v.add_argument("-q", "--quiet", action="store_true", help="print only problems and the summary")
     v.set_defaults(func=_verify)

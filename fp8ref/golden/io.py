@@ -13,6 +13,7 @@ import fp8ref
 from fp8ref.golden import manifest as mf
 from fp8ref.golden import stfile
 from fp8ref.golden.case import Case, Result, from_storage
+from fp8ref.golden.ops import check_sizes
 
 __all__ = ["LoadedCase", "write_case", "load_case", "write_manifest"]
 
@@ -74,17 +75,25 @@ def write_manifest(root: Path, suites: list[str], entries: list[dict[str, Any]],
 
 
 def load_case(root: Path, entry: dict[str, Any]) -> LoadedCase:
-    """Read one case's tensor file, checking path, size, hash, and that the tensors are exactly the ones
-    the manifest declares. Raises :class:`fp8ref.golden.manifest.SetError` on any problem."""
+    """Read one case's tensor file, checking the parameters that size the reference's allocations (before
+    anything is read), path, size, hash, and that the tensors are exactly the ones the manifest declares.
+    Raises :class:`fp8ref.golden.manifest.SetError` on any problem."""
     cid = entry["id"]
+    try:
+        check_sizes(entry["op"], entry["params"], entry["tensors"])
+    except ValueError as exc:
+        raise mf.SetError(f"case {cid}: manifest.json: {exc}") from None
     path = mf.safe_path(root, entry["file"])
     if not path.is_file():
         raise mf.SetError(f"case {cid}: tensor file {entry['file']} is missing")
-    size = path.stat().st_size
-    if size != entry["bytes"]:
-        raise mf.SetError(f"case {cid}: {entry['file']} is {size} bytes, manifest says {entry['bytes']} "
-                          "(truncated or extended)")
-    data = path.read_bytes()
+    try:
+        size = path.stat().st_size
+        if size != entry["bytes"]:
+            raise mf.SetError(f"case {cid}: {entry['file']} is {size} bytes, manifest says {entry['bytes']} "
+                              "(truncated or extended)")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise mf.SetError(f"case {cid}: {entry['file']} cannot be read ({exc.strerror or exc})") from None
     digest = mf.sha256_hex(data)
     if digest != entry["sha256"]:
         raise mf.SetError(f"case {cid}: SHA-256 of {entry['file']} is {digest}, "

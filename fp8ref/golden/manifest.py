@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
 
-from fp8ref.golden.stfile import DTYPES
+from fp8ref.golden.stfile import DTYPES, shape_problem
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "MANIFEST", "SetError", "validate", "safe_path", "dumps", "load",
            "sha256_hex", "ROLES"]
@@ -23,6 +24,11 @@ MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 #: largest tensor file a manifest may declare (checked before the file is read)
 MAX_CASE_BYTES = 1 << 30
+#: largest total of the tensor files of one set
+MAX_SET_BYTES = 1 << 34
+#: largest amax history a case may ask the reference to allocate (``history_len`` of a Delayed recipe,
+#: ``delayed_history`` of a trainer configuration; TransformerEngine's default is 1024)
+MAX_HISTORY_LEN = 1 << 16
 ROLES = ("input", "output")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -93,6 +99,7 @@ def validate(manifest: Any) -> dict[str, Any]:
     cases = _req(manifest, "cases", list, "manifest")
     seen_ids: set[str] = set()
     seen_files: set[str] = set()
+    total = 0
     for i, case in enumerate(cases):
         where = f"case #{i}"
         if not isinstance(case, dict):
@@ -118,10 +125,15 @@ def validate(manifest: Any) -> dict[str, Any]:
         nbytes = _req(case, "bytes", int, where)
         if not 8 <= nbytes <= MAX_CASE_BYTES:
             raise SetError(f"{where}: bytes must be in [8, {MAX_CASE_BYTES}], got {nbytes}")
+        total += nbytes
+        if total > MAX_SET_BYTES:
+            raise SetError(f"{where}: the tensor files declared so far total {total} bytes, above the limit "
+                           f"of {MAX_SET_BYTES} for a set")
         tensors = _req(case, "tensors", dict, where)
         if not tensors:
             raise SetError(f"{where}: no tensors")
         n_out = 0
+        data_bytes = 0
         for name, t in tensors.items():
             tw = f"{where} tensor {name!r}"
             if not _NAME.match(name) or not isinstance(t, dict):
@@ -134,8 +146,13 @@ def validate(manifest: Any) -> dict[str, Any]:
             if dt not in DTYPES:
                 raise SetError(f"{tw}: unknown dtype {dt!r}")
             shape = _req(t, "shape", list, tw)
-            if not all(type(s) is int and s >= 0 for s in shape):
-                raise SetError(f"{tw}: shape must be non-negative ints")
+            problem = shape_problem(shape, dt)
+            if problem:
+                raise SetError(f"{tw}: {problem}")
+            data_bytes += math.prod(shape) * DTYPES[dt].itemsize
+            if data_bytes > nbytes - 8:
+                raise SetError(f"{tw}: the declared tensors need {data_bytes} bytes of data, more than the "
+                               f"file of {nbytes} bytes can hold")
             if "format" in t and not isinstance(t["format"], str):
                 raise SetError(f"{tw}: format must be a string")
             extra = set(t) - {"role", "dtype", "shape", "format"}
@@ -153,11 +170,18 @@ def load(root: str | Path) -> dict[str, Any]:
         raise SetError(f"{root}: not a directory")
     if not p.is_file():
         raise SetError(f"{p}: missing")
-    size = p.stat().st_size
-    if size > MAX_MANIFEST_BYTES:
-        raise SetError(f"{p}: {size} bytes exceeds the limit of {MAX_MANIFEST_BYTES}")
     try:
-        data = json.loads(p.read_bytes().decode("utf-8"))
+        size = p.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise SetError(f"{p}: {size} bytes exceeds the limit of {MAX_MANIFEST_BYTES}")
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise SetError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise SetError(f"{p}: not valid UTF-8 JSON ({type(exc).__name__}: {exc})") from None
-    return validate(data)
+    try:
+        return validate(data)
+    except SetError as exc:
+        raise SetError(f"{p}: {exc}") from None

@@ -15,7 +15,7 @@ from typing import Any
 
 from fp8ref.golden import manifest as mf
 from fp8ref.golden.io import write_manifest
-from fp8ref.golden.ops import SUITES
+from fp8ref.golden.ops import ALL_SUITES
 
 __all__ = ["merge"]
 
@@ -35,7 +35,7 @@ def merge(root: str | Path, shards: Sequence[str | Path], *, command: str | None
     """Write to ``root`` (absent or an empty folder) the set of every case of the sets ``shards``.
 
     Every shard is validated first (its manifest, and the size and SHA-256 of every tensor file), before
-    anything is written. Order: suites in the order of :data:`fp8ref.golden.SUITES`; within a suite, the
+    anything is written. Order: suites in the order of ``fp8ref.golden.ops.ALL_SUITES``; within a suite, the
     shards in the order given and each shard's cases in its own order (so whole-suite shards merge to the
     set ``generate`` writes for those suites, ``command`` aside). A case id found in two shards must have
     the same manifest entry (same bytes); it is kept once. All shards must come from the running fp8ref
@@ -58,7 +58,7 @@ def merge(root: str | Path, shards: Sequence[str | Path], *, command: str | None
             raise mf.SetError(f"{sp}: written by fp8ref {m['fp8ref_version']}, this is fp8ref "
                               f"{fp8ref.__version__}; regenerate the shard")
         loaded.append((sp, m))
-    order = {s: i for i, s in enumerate(SUITES)}
+    order = {s: i for i, s in enumerate(ALL_SUITES)}
     suites: list[str] = []
     for _, m in loaded:
         suites += [s for s in m["suites"] if s not in suites]

@@ -26,7 +26,8 @@ import numpy as np
 from fp8ref.formats import Format
 from fp8ref.formats import format as _resolve_format
 
-__all__ = ["DTYPES", "StError", "Tensor", "dumps", "loads", "read", "write", "MAX_HEADER_BYTES"]
+__all__ = ["DTYPES", "StError", "Tensor", "dumps", "loads", "read", "write", "MAX_HEADER_BYTES", "MAX_RANK",
+           "MAX_TENSOR_BYTES", "shape_problem"]
 
 #: safetensors dtype name -> (NumPy storage dtype, little-endian). FP8 and BF16 are read as raw bits.
 DTYPES: dict[str, np.dtype] = {
@@ -54,6 +55,9 @@ _FROM_NUMPY = {
 }
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 MAX_RANK = 8
+#: largest tensor a header may declare, in bytes, counting a zero dimension as 1 (so that a shape such as
+#: ``[0, 2**62]``, which holds nothing, cannot ask NumPy for an impossible array either)
+MAX_TENSOR_BYTES = 1 << 31
 
 
 class StError(ValueError):
@@ -132,6 +136,20 @@ def write(path: str | Path, tensors: dict[str, np.ndarray], *, formats: dict[str
     return data
 
 
+def shape_problem(shape: object, dtype: str) -> str | None:
+    """Why ``shape`` is not an acceptable shape of a ``dtype`` tensor (a known dtype name), or ``None``:
+    a list of at most :data:`MAX_RANK` non-negative ints whose product, zero dimensions counted as 1,
+    times the item size is at most :data:`MAX_TENSOR_BYTES`."""
+    if (not isinstance(shape, list) or len(shape) > MAX_RANK
+            or not all(type(s) is int and s >= 0 for s in shape)):
+        return f"shape must be a list of at most {MAX_RANK} non-negative ints, got {shape!r}"[:200]
+    nominal = math.prod(max(s, 1) for s in shape) * DTYPES[dtype].itemsize
+    if nominal > MAX_TENSOR_BYTES:
+        return (f"shape {shape} of {dtype} declares {nominal} bytes (zero dimensions counted as 1), above "
+                f"the limit of {MAX_TENSOR_BYTES}")
+    return None
+
+
 def _fail(where: str, msg: str) -> StError:
     return StError(f"{where}: {msg}")
 
@@ -161,14 +179,13 @@ def parse_header(buf: bytes, where: str = "<bytes>") -> tuple[dict[str, dict], d
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
             raise _fail(where, f"tensor {name!r}: entry must have exactly dtype, shape, data_offsets")
         dt, shape, offs = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if dt not in DTYPES:
-            raise _fail(where, f"tensor {name!r}: unsupported dtype {dt!r}")
-        if (not isinstance(shape, list) or len(shape) > MAX_RANK
-                or not all(type(s) is int and s >= 0 for s in shape)):
-            raise _fail(where, f"tensor {name!r}: shape must be a list of at most {MAX_RANK} "
-                        "non-negative ints")
+        if not isinstance(dt, str) or dt not in DTYPES:
+            raise _fail(where, f"tensor {name!r}: field dtype: unsupported dtype {dt!r}"[:300])
+        problem = shape_problem(shape, dt)
+        if problem:
+            raise _fail(where, f"tensor {name!r}: field {problem}")
         if not (isinstance(offs, list) and len(offs) == 2 and all(type(o) is int and o >= 0 for o in offs)):
-            raise _fail(where, f"tensor {name!r}: data_offsets must be two non-negative ints")
+            raise _fail(where, f"tensor {name!r}: field data_offsets must be two non-negative ints")
         nbytes = math.prod(shape) * DTYPES[dt].itemsize
         if offs[1] - offs[0] != nbytes:
             raise _fail(where, f"tensor {name!r}: data_offsets {offs} span {offs[1] - offs[0]} bytes, "
@@ -190,9 +207,11 @@ def parse_header(buf: bytes, where: str = "<bytes>") -> tuple[dict[str, dict], d
             raise _fail(where, f"metadata {key!r} names no tensor")
         if key.startswith("format."):
             try:
-                _resolve_format(fname)
-            except ValueError:
+                bits = _resolve_format(fname).bits
+            except (ValueError, TypeError):
                 raise _fail(where, f"metadata {key!r}: unknown format {fname!r}") from None
+            if bits != 8:
+                raise _fail(where, f"metadata {key!r}: {fname!r} is not an 8-bit format")
     return header, meta, 8 + n
 
 

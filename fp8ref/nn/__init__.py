@@ -25,6 +25,11 @@ Public API::
     ``dequantize(codes, fmt, dtype=)``, ``amax(x)``, ``scaled_mm(a, b, scale_a, scale_b, a_format=,
     b_format=, out_dtype=, accumulate=)`` -- :class:`ReferenceOps` by default, or a backend of
     ``fp8ref.backends``. Raises :class:`TrainingDiverged` on a NaN/Inf loss or gradient.
+``train_step(model, params, opt, scaler, batch, lr, clip) -> StepResult``
+    one optimizer step (forward, backward, update; :mod:`fp8ref.nn.step`), the body of ``train``'s loop.
+``RunFolder(path)``
+    a run folder's files (:mod:`fp8ref.nn.runfolder`): ``create`` (whole or nothing; refuses a folder that
+    holds a run), ``open``, the logs, checkpoints, summary; files are read as hostile input.
 ``capture_training(cfg, steps, *, ops=None) -> list[dict]``
     train ``cfg`` in memory up to ``max(steps)`` and record, at each step in ``steps``, every FP8 linear
     layer's forward and backward (see below).
@@ -56,6 +61,8 @@ from fp8ref.nn.config import PRESETS, TrainConfig, parse_recipe
 from fp8ref.nn.fp8 import FP8Linear, FP8Recipe, NonFiniteError, ReferenceOps
 from fp8ref.nn.infer import evaluate_ptq
 from fp8ref.nn.model import GPTConfig, Model, init_params
+from fp8ref.nn.runfolder import RunFolder
+from fp8ref.nn.step import train_step
 from fp8ref.nn.train import RunResult, TrainingDiverged, load_params, read_metrics, train
 
 __all__ = [
@@ -63,6 +70,8 @@ __all__ = [
     "PRESETS",
     "parse_recipe",
     "train",
+    "train_step",
+    "RunFolder",
     "RunResult",
     "TrainingDiverged",
     "CheckpointError",

@@ -1,20 +1,27 @@
-"""``fp8ref train`` and ``fp8ref infer``.
+"""``fp8ref train`` and ``fp8ref infer``: argument parsing, and the calls into :mod:`fp8ref.nn`.
 
 ``fp8ref train`` with no arguments trains the tiny preset three ways (fp32, fp8-amax, fp8-cscale) on the
-embedded Markov corpus and prints a side-by-side table. ``--backend NAME`` runs the FP8 linear layers through
-``fp8ref.backends.get(NAME)`` (resolved here, lazily; the trainer itself only sees an ops object).
+embedded Markov corpus and prints a side-by-side table. Everything is checked before anything is created
+(:mod:`fp8ref.nn.jobs`); :func:`validate_train_argv` runs those checks alone. ``--backend NAME`` runs the
+FP8 linear layers through ``fp8ref.backends.get(NAME)``, resolved here (the command-line layer) and handed
+to the trainer as an ops object; a backend's ``Unsupported`` / ``BackendUnavailable`` become one-line
+errors (exit 2). Ctrl-C prints the command that continues the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from fp8ref.outputs import UsageError
+
 EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
 
 
 def _int_list(text: str) -> list[int]:
@@ -31,18 +38,11 @@ def _int_list(text: str) -> list[int]:
         ) from None
 
 
-def register(subparsers: Any) -> None:
+def _train_arguments(p: argparse.ArgumentParser) -> None:
     from fp8ref.nn.config import DEFAULT_COMPARE, PRESETS
     from fp8ref.nn.fp8 import FORMAT_FAMILIES, RECIPES
     from fp8ref.nn.model import DEFAULT_FP8_KINDS, LINEAR_KINDS
 
-    p = subparsers.add_parser(
-        "train",
-        help="train the tiny NumPy GPT in fp32 / FP8 recipes and compare",
-        description="Train a small GPT in NumPy with the paper's FP8 linear layers. "
-        "With no arguments: the tiny "
-        f"preset, recipes {','.join(DEFAULT_COMPARE)}, on the embedded Markov corpus.",
-    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--recipe", help=f"one recipe: {', '.join(RECIPES)} (fp8-cscale:N sets its bias)")
     g.add_argument(
@@ -93,6 +93,20 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def register(subparsers: Any) -> None:
+    from fp8ref.nn.config import DEFAULT_COMPARE
+    from fp8ref.nn.fp8 import FORMAT_FAMILIES
+
+    p = subparsers.add_parser(
+        "train",
+        help="train the tiny NumPy GPT in fp32 / FP8 recipes and compare",
+        description="Train a small GPT in NumPy with the paper's FP8 linear layers. "
+        "With no arguments: the tiny "
+        f"preset, recipes {','.join(DEFAULT_COMPARE)}, on the embedded Markov corpus.",
+    )
+    _train_arguments(p)
     p.set_defaults(func=train_main)
 
     q = subparsers.add_parser(
@@ -101,7 +115,8 @@ def register(subparsers: Any) -> None:
         description="Evaluate a trained checkpoint with FP8 inference: fp32, FP8-AMAX, and FP8-CSCALE "
         "over a range of biases; prints the window of biases whose loss is within 0.5 % of fp32.",
     )
-    q.add_argument("checkpoint", help="a run folder (its latest checkpoint) or a checkpoint file")
+    q.add_argument("checkpoint", nargs="?", help="a run folder (its latest checkpoint) or a checkpoint file")
+    q.add_argument("--model", help="a pretrained model (minilm) instead of a checkpoint: docs/models.md")
     q.add_argument(
         "--biases", type=_int_list, default=list(range(-8, 17)), help="LOW:HIGH or a list (default -8:16)"
     )
@@ -122,17 +137,40 @@ def register(subparsers: Any) -> None:
     q.set_defaults(func=infer_main)
 
 
+# ---- backends (resolved here, the command-line layer) -------------------------------------------------
+def _backend_error_classes() -> tuple[type[BaseException], ...]:
+    try:
+        from fp8ref.backends.base import BackendUnavailable, Unsupported
+    except ImportError:
+        return ()
+    return (Unsupported, BackendUnavailable)
+
+
+@contextlib.contextmanager
+def _backend_errors_as_usage() -> Iterator[None]:
+    """A backend's ``Unsupported`` / ``BackendUnavailable`` (caught by class) become ``UsageError``."""
+    try:
+        yield
+    except Exception as exc:
+        if not isinstance(exc, UsageError) and isinstance(exc, _backend_error_classes()):
+            raise UsageError(str(exc)) from None
+        raise
+
+
 def _ops(backend: str | None) -> Any:
     """The ops object of ``--backend`` (``fp8ref.backends.get``), or ``None`` for fp8ref's own functions."""
     if backend is None:
         return None
     from fp8ref.backends import get
 
-    be = get(backend)
+    try:
+        be = get(backend)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     caps = getattr(be, "capabilities", None)
     missing = [op for op in ("amax", "quantize", "scaled_mm") if caps is not None and op not in caps.ops]
     if missing:
-        raise ValueError(
+        raise UsageError(
             f"--backend {backend} does not implement {', '.join(missing)}, which the FP8 linear layers need"
         )
     return be
@@ -142,28 +180,22 @@ def _config_ops(cfg: Any) -> Any:
     return _ops(None if cfg.backend == "reference" else cfg.backend)
 
 
-def _backend_error(exc: Exception) -> bool:
-    return type(exc).__name__ in ("Unsupported", "BackendUnavailable")
+def _check_backend_accumulation(ops: Any, cfgs: list[Any]) -> None:
+    """A backend that runs only its own accumulation refuses another ``--accumulate`` (``Unsupported``)."""
+    check = getattr(ops, "check_accumulate", None)
+    if check is None:
+        return
+    for cfg in cfgs:
+        if cfg.recipe != "fp32":
+            check(cfg.accumulate)
 
 
+# ---- train --------------------------------------------------------------------------------------------
 def _accumulate(args: argparse.Namespace) -> str | None:
     """``--accumulate``; without it ``exact`` for the reference, the backend's own (None) for a backend."""
     if args.accumulate is not None:
         return None if args.accumulate == "none" else args.accumulate
     return "exact" if args.backend in (None, "reference") else None
-
-
-def _fresh_folder(base: str | None, label: str) -> Path:
-    if base is not None:
-        return Path(base)
-    root = Path("runs")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = root / f"{stamp}-{label}"
-    n = 1
-    while out.exists():
-        n += 1
-        out = root / f"{stamp}-{label}-{n}"
-    return out
 
 
 # argparse destinations that are TrainConfig fields of the same name
@@ -191,25 +223,25 @@ def _config(args: argparse.Namespace) -> Any:
 
     over: dict[str, Any] = {}
     for arg in _CONFIG_ARGS:
-        field = arg
         v = getattr(args, arg)
         if v is not None:
-            over[field] = str(Path(v).resolve()) if field == "data" else v
+            over[arg] = str(Path(v).resolve()) if arg == "data" else v
     if args.fp8_layers is not None:
         over["fp8_layers"] = tuple(k.strip() for k in args.fp8_layers.split(",") if k.strip())
     over["accumulate"] = _accumulate(args)
-    return TrainConfig.from_preset(args.preset, **over)
-
-
-def train_main(args: argparse.Namespace) -> int:
-    from fp8ref.nn import compare as cmp
-    from fp8ref.nn.checkpoint import CheckpointError
-    from fp8ref.nn.config import DEFAULT_COMPARE
-    from fp8ref.nn.train import RunExists, read_config
-
     try:
+        return TrainConfig.from_preset(args.preset, **over)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _plan(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``(job, ops)`` of the parsed arguments; every check made, nothing created (``UsageError``)."""
+    from fp8ref.nn.config import DEFAULT_COMPARE
+    from fp8ref.nn.jobs import new_job, resume_job
+
+    with _backend_errors_as_usage():
         if args.resume is not None:
-            folder = Path(args.resume)
             given = [f"--{a.replace('_', '-')}" for a in _CONFIG_ARGS if getattr(args, a) is not None]
             given += [
                 f"--{a.replace('_', '-')}"
@@ -217,55 +249,87 @@ def train_main(args: argparse.Namespace) -> int:
                 if getattr(args, a) is not None
             ]
             if given:
-                raise ValueError(
+                raise UsageError(
                     f"--resume continues the run as its config.json says; {', '.join(given)} "
                     "cannot change it (start a new run instead)"
                 )
-            if (folder / "config.json").is_file():
-                cfg = read_config(folder)
-                return _single(folder, cfg, args, resume=True, ops=_config_ops(cfg))
-            if not folder.is_dir() or not cmp.find_runs(folder):
-                print(
-                    f"fp8ref train: --resume {folder}: not a run folder or comparison folder", file=sys.stderr
-                )
-                return 2
-            runs = [(p, read_config(p)) for p in cmp.find_runs(folder)]
-            return _compare(folder, runs, args, ops=_config_ops(runs[0][1]))
-        base = _config(args)
-        ops = _ops(args.backend)
-        if args.recipe is not None:
-            cfg = base.with_recipe(args.recipe)
-            folder = _fresh_folder(args.out, cmp.folder_name(cfg.label))
-            return _single(folder, cfg, args, resume=False, ops=ops)
-        specs = [
-            s.strip() for s in (args.compare.split(",") if args.compare else DEFAULT_COMPARE) if s.strip()
-        ]
-        cfgs = [base.with_recipe(s) for s in specs]
-        labels = [c.label for c in cfgs]
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"--compare lists a recipe twice: {labels}")
-        folder = _fresh_folder(args.out, "compare")
-        if (folder / "runs.json").exists() or (folder / "config.json").exists():
-            raise RunExists(f"{folder} already holds a run; use --resume {folder} or another --out")
-        folder.mkdir(parents=True, exist_ok=True)
-        runs = []
-        for c in cfgs:
-            sub = folder / cmp.folder_name(c.label)
-            if (sub / "config.json").exists():
-                raise RunExists(f"{sub} already holds a run; use --resume {folder} or another --out")
-            sub.mkdir(parents=True, exist_ok=True)
-            (sub / "config.json").write_text(c.to_json())
-            runs.append((sub, c))
-        (folder / "runs.json").write_text(json.dumps({"runs": [p.name for p, _ in runs]}, indent=2) + "\n")
-        return _compare(folder, runs, args, ops=ops)
-    except (ValueError, CheckpointError, RunExists) as exc:
+            job = resume_job(args.resume)
+            ops = _config_ops(job.runs[0][1])
+        else:
+            base = _config(args)
+            ops = _ops(args.backend)
+            if args.recipe is not None:
+                job = new_job(base, [args.recipe], comparison=False, out=args.out)
+            else:
+                text = args.compare.split(",") if args.compare else DEFAULT_COMPARE
+                specs = [s.strip() for s in text if s.strip()]
+                job = new_job(base, specs, comparison=True, out=args.out)
+        if ops is not None:
+            _check_backend_accumulation(ops, [cfg for _, cfg in job.runs])
+    return job, ops
+
+
+class _RaisingParser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's own refusals, as a UsageError instead of an exit
+        raise UsageError(message)
+
+
+def validate_train_argv(argv: list[str]) -> None:
+    """Check the arguments of ``fp8ref train`` (``argv`` with or without the leading ``"train"``) exactly as
+    the command does before it starts, creating nothing (no folder, no file).
+
+    Raises :class:`fp8ref.outputs.UsageError` when the command would refuse them: the command then prints
+    ``fp8ref train: `` followed by the exception's message, one line, and exits with status 2 (for an
+    argument argparse itself rejects -- an unknown option, ``--steps x`` -- the message is argparse's; the
+    command prints it after its usage line). Returns ``None`` when the command would start training.
+    """
+    argv = list(argv)
+    if argv[:1] == ["train"]:
+        argv = argv[1:]
+    parser = _RaisingParser(prog="fp8ref train", add_help=False)
+    _train_arguments(parser)
+    _plan(parser.parse_args(argv))
+
+
+def train_main(args: argparse.Namespace) -> int:
+    from fp8ref.nn import compare as cmp
+    from fp8ref.nn.checkpoint import CheckpointError
+    from fp8ref.outputs import describe_os_error
+
+    job, ops = _plan(args)
+    job.create()
+    _header(job.runs[0][1], job.folder)
+    for line in job.notices():
+        print(f"fp8ref train: {line}", file=sys.stderr)
+    outcomes = []
+    try:
+        with _backend_errors_as_usage():
+            for o in job.run_each(
+                ops=ops, progress=not args.quiet, threads=args.threads, plots=not args.no_plots
+            ):
+                if o.error and job.comparison:
+                    print(f"fp8ref train: {o.error}", file=sys.stderr)
+                outcomes.append(o)
+            rows = job.finish(outcomes, plots=not args.no_plots)
+    except KeyboardInterrupt:
+        print(f"fp8ref train: interrupted; continue the run with: {job.resume_command}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except CheckpointError as exc:
         print(f"fp8ref train: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:
-        if _backend_error(exc):
-            print(f"fp8ref train: {exc}", file=sys.stderr)
-            return 2
-        raise
+    except OSError as exc:  # a write that failed while training (disk full, folder removed...)
+        print(
+            f"fp8ref train: {describe_os_error(exc)}; the run stopped (continue it with: "
+            f"{job.resume_command})",
+            file=sys.stderr,
+        )
+        return 2
+    print(cmp.format_table(rows))
+    if job.comparison:
+        print(f"results: {job.folder}")
+    elif outcomes[0].error:
+        print(f"fp8ref train: {outcomes[0].error}", file=sys.stderr)
+    return EXIT_DIVERGED if any(o.error for o in outcomes) else 0
 
 
 def _header(cfg: Any, folder: Path) -> None:
@@ -291,88 +355,46 @@ def _header(cfg: Any, folder: Path) -> None:
     print(f"run folder: {folder}")
 
 
-def _single(folder: Path, cfg: Any, args: argparse.Namespace, resume: bool, ops: Any) -> int:
-    from fp8ref.nn import compare as cmp
-
-    _header(cfg, folder)
-    if not resume:
-        folder.mkdir(parents=True, exist_ok=True)
-        if (folder / "config.json").exists() or (folder / "metrics.jsonl").exists():
-            from fp8ref.nn.train import RunExists
-
-            raise RunExists(f"{folder} already holds a run; use --resume {folder} or another --out")
-        (folder / "config.json").write_text(cfg.to_json())
-    o = cmp.run_one(
-        cfg,
-        folder,
-        ops=ops,
-        resume=True,
-        progress=not args.quiet,
-        threads=args.threads,
-        plots=not args.no_plots,
-    )
-    print(cmp.format_table(cmp.table_rows([o])))
-    if o.error:
-        print(f"fp8ref train: {o.error}", file=sys.stderr)
-        return EXIT_DIVERGED
-    return 0
-
-
-def _compare(folder: Path, runs: list[tuple[Path, Any]], args: argparse.Namespace, ops: Any) -> int:
-    from fp8ref.nn import compare as cmp
-
-    _header(runs[0][1], folder)
-    outcomes = []
-    for sub, cfg in runs:
-        o = cmp.run_one(
-            cfg,
-            sub,
-            ops=ops,
-            resume=True,
-            progress=not args.quiet,
-            threads=args.threads,
-            plots=not args.no_plots,
-        )
-        if o.error:
-            print(f"fp8ref train: {o.error}", file=sys.stderr)
-        outcomes.append(o)
-    doc = cmp.write_comparison(folder, outcomes, plots=not args.no_plots)
-    print(cmp.format_table(doc["runs"]))
-    print(f"results: {folder}")
-    return EXIT_DIVERGED if any(o.error for o in outcomes) else 0
-
-
+# ---- infer --------------------------------------------------------------------------------------------
 def infer_main(args: argparse.Namespace) -> int:
+    if args.model is not None:  # a pretrained model: fp8ref/models/cli.py
+        from fp8ref.models.cli import infer_model_main
+
+        return infer_model_main(args)
+    if args.checkpoint is None:
+        print("fp8ref infer: give a checkpoint (a run folder or checkpoint file) or --model", file=sys.stderr)
+        return 2
+    from fp8ref.nn.atomic import atomic_write
     from fp8ref.nn.checkpoint import CheckpointError
     from fp8ref.nn.infer import evaluate_ptq, format_report, resolve_checkpoint
+    from fp8ref.outputs import check_output_file
 
     layers = None if args.fp8_layers is None else tuple(k.strip() for k in args.fp8_layers.split(","))
     accumulate = _accumulate(args)
     try:
-        run, _ = resolve_checkpoint(args.checkpoint)
-        res = evaluate_ptq(
-            args.checkpoint,
-            args.biases,
-            formats=args.formats,
-            accumulate=accumulate,
-            fp8_layers=layers,
-            eval_batches=args.eval_batches,
-            ops=_ops(args.backend),
-            threads=args.threads,
-            tolerance=args.tolerance,
-        )
-    except (ValueError, CheckpointError) as exc:
+        with _backend_errors_as_usage():
+            run, _ = resolve_checkpoint(args.checkpoint)
+            out = Path(args.out) if args.out else run
+            check_output_file(out / "ptq.json")  # before any work: the destination can be written
+            if not args.no_plots:
+                check_output_file(out / "ptq_loss_vs_bias.png")
+            res = evaluate_ptq(
+                args.checkpoint,
+                args.biases,
+                formats=args.formats,
+                accumulate=accumulate,
+                fp8_layers=layers,
+                eval_batches=args.eval_batches,
+                ops=_ops(args.backend),
+                threads=args.threads,
+                tolerance=args.tolerance,
+            )
+    except (ValueError, CheckpointError) as exc:  # UsageError is a ValueError
         print(f"fp8ref infer: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:
-        if _backend_error(exc):
-            print(f"fp8ref infer: {exc}", file=sys.stderr)
-            return 2
-        raise
     print(format_report(res))
-    out = Path(args.out) if args.out else run
     out.mkdir(parents=True, exist_ok=True)
-    (out / "ptq.json").write_text(json.dumps(res, indent=2) + "\n")
+    atomic_write(out / "ptq.json", (json.dumps(res, indent=2) + "\n").encode())
     if not args.no_plots:
         from fp8ref.nn.plots import plot_ptq
 
@@ -382,4 +404,4 @@ def infer_main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["register", "train_main", "infer_main"]
+__all__ = ["register", "train_main", "infer_main", "validate_train_argv"]

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fp8ref.nn.atomic import atomic_write
 from fp8ref.nn.config import TrainConfig
-from fp8ref.nn.train import RunResult, TrainingDiverged, read_config, read_metrics, tokens_per_second, train
+from fp8ref.nn.runfolder import find_runs, read_config
+from fp8ref.nn.train import RunResult, TrainingDiverged, read_metrics, tokens_per_second, train
 
 
 def folder_name(label: str) -> str:
@@ -62,8 +64,8 @@ def plot_run(out: Path, res: RunResult) -> None:
     plots.plot_scale_bias(
         out / "scale_bias.png",
         recs,
-        title=f"{res.config.label}: scaling-bias distribution over training "
-        "(w weights, x activations, g gradients)",
+        title=f"{res.config.label}: scaling bias of each FP8 layer at every step "
+        "(w weight, x input activation, g output gradient)",
     )
 
 
@@ -103,7 +105,7 @@ def write_comparison(folder: Path, outcomes: list[Outcome], plots: bool = True) 
     """``comparison.json`` and ``loss_curves.png`` of a comparison folder."""
     rows = table_rows(outcomes)
     doc = {"runs": rows}
-    (folder / "comparison.json").write_text(json.dumps(doc, indent=2) + "\n")
+    atomic_write(folder / "comparison.json", (json.dumps(doc, indent=2) + "\n").encode())
     if plots:
         from fp8ref.nn import plots as pl
 
@@ -134,11 +136,13 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def find_runs(folder: Path) -> list[Path]:
-    """Run folders of a comparison folder (sub-folders holding config.json), in the order they were listed
-    in ``comparison.json`` / ``runs.json`` when present, else by name."""
-    order_file = folder / "runs.json"
-    if order_file.is_file():
-        names = json.loads(order_file.read_text())["runs"]
-        return [folder / n for n in names if (folder / n / "config.json").is_file()]
-    return sorted(p for p in folder.iterdir() if (p / "config.json").is_file())
+__all__ = [
+    "Outcome",
+    "folder_name",
+    "run_one",
+    "plot_run",
+    "table_rows",
+    "write_comparison",
+    "format_table",
+    "find_runs",
+]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from fp8ref.nn.fp8 import FORMAT_FAMILIES, RECIPES, FP8Recipe
+from fp8ref.nn.fp8 import FORMAT_FAMILIES, RECIPES, FP8Recipe, check_accumulate
 from fp8ref.nn.model import DEFAULT_FP8_KINDS, LINEAR_KINDS, GPTConfig
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -20,6 +22,50 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 DEFAULT_COMPARE: tuple[str, ...] = ("fp32", "fp8-amax", "fp8-cscale")
 _SPEC = re.compile(r"^(fp32|fp8-amax|fp8-cscale|fp8-delayed|fp8-current)(?::(-?\d+))?$")
+
+
+# the kind of every TrainConfig field (checked in __post_init__; config.json is hostile input)
+_KINDS: dict[str, str] = {
+    **dict.fromkeys(("recipe", "formats", "backend", "preset", "loss_scale"), "str"),
+    **dict.fromkeys(("accumulate", "data"), "str?"),
+    "fp8_layers": "tuple",
+    **dict.fromkeys(("lr", "min_lr_ratio", "weight_decay", "grad_clip"), "float"),
+    **dict.fromkeys(
+        (
+            "bias",
+            "grad_margin",
+            "delayed_history",
+            "n_layer",
+            "n_head",
+            "n_embd",
+            "block_size",
+            "batch_size",
+            "steps",
+            "warmup",
+            "seed",
+            "data_seed",
+            "corpus_bytes",
+            "eval_every",
+            "eval_batches",
+            "checkpoint_every",
+        ),
+        "int",
+    ),
+}
+_POSITIVE = (
+    "n_layer",
+    "n_head",
+    "n_embd",
+    "block_size",
+    "batch_size",
+    "steps",
+    "warmup",
+    "eval_every",
+    "eval_batches",
+    "checkpoint_every",
+    "delayed_history",
+    "corpus_bytes",
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +104,9 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        if isinstance(self.fp8_layers, list):  # a JSON list (or a caller's list) becomes the tuple
+            object.__setattr__(self, "fp8_layers", tuple(self.fp8_layers))
+        self._check_types()
         if self.recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {list(RECIPES)}, got {self.recipe!r}")
         if self.formats not in FORMAT_FAMILIES:
@@ -67,35 +116,55 @@ class TrainConfig:
         bad = [k for k in self.fp8_layers if k not in LINEAR_KINDS]
         if bad:
             raise ValueError(f"fp8_layers: unknown layer kind(s) {bad}; valid: {list(LINEAR_KINDS)}")
-        for name in (
-            "n_layer",
-            "n_head",
-            "n_embd",
-            "block_size",
-            "batch_size",
-            "steps",
-            "warmup",
-            "eval_every",
-            "eval_batches",
-            "checkpoint_every",
-            "delayed_history",
-            "corpus_bytes",
-        ):
-            if int(getattr(self, name)) < 1:
+        for name in _POSITIVE:
+            if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("seed", "data_seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        for name in ("weight_decay", "grad_clip"):
+            if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio}")
         if self.loss_scale not in ("auto", "none", "dynamic"):
             try:
-                if not float(self.loss_scale) > 0:
+                if not (float(self.loss_scale) > 0 and math.isfinite(float(self.loss_scale))):
                     raise ValueError
             except ValueError:
                 raise ValueError(
-                    f"loss_scale must be 'auto', 'none', 'dynamic' or a positive number, "
+                    f"loss_scale must be 'auto', 'none', 'dynamic' or a finite positive number, "
                     f"got {self.loss_scale!r}"
                 ) from None
+        self.model_config(1)  # the model's own rules (n_embd divisible by n_head, ...)
+        check_accumulate(self.accumulate, self.formats)
         if self.recipe != "fp32":
             self.fp8_recipe()  # validates bias, formats
+
+    def _check_types(self) -> None:
+        """Every field has its type (``bool`` is not an integer); a message names the field."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            kind = _KINDS[f.name]
+            if kind == "int":
+                ok = isinstance(v, int) and not isinstance(v, bool)
+                want = "an integer"
+            elif kind == "float":
+                ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+                want = "a number"
+            elif kind == "str":
+                ok = isinstance(v, str)
+                want = "a string"
+            elif kind == "str?":
+                ok = v is None or isinstance(v, str)
+                want = "a string or null"
+            else:
+                ok = isinstance(v, tuple) and all(isinstance(k, str) for k in v)
+                want = "a list of strings"
+            if not ok:
+                raise ValueError(f"{f.name} must be {want}, got {v!r}")
 
     # ---- derived ----------------------------------------------------------------------------------------
     @property
@@ -147,15 +216,18 @@ class TrainConfig:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
+    def sha256(self) -> str:
+        """The SHA-256 of :meth:`to_json` (``config.json``): a checkpoint records it, a resume checks it."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        if not isinstance(d, dict):
+            raise ValueError(f"config: expected a JSON object of fields, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ValueError(f"config: unknown field(s) {unknown}")
-        d = dict(d)
-        if "fp8_layers" in d:
-            d["fp8_layers"] = tuple(d["fp8_layers"])
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}")
         return cls(**d)
 
     @classmethod

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 ALPHABET = b" etaoinshrdlucmw"
+MIN_FILE_BYTES = 1000
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ class Dataset:
 
     @property
     def n_train(self) -> int:
-        return int(len(self.tokens) * 9 // 10)
+        return train_tokens(len(self.tokens))
 
     def best_loss(self, T: int) -> float | None:
         return None if self.source is None else self.source.best_loss(T)
@@ -131,13 +133,52 @@ class Dataset:
             lo, hi = self.n_train, len(self.tokens)
         else:
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-        if hi - lo < T + 2:
-            raise ValueError(f"the {split} split has {hi - lo} tokens, fewer than block_size + 2 = {T + 2}")
+        check_split(split, hi - lo, T)
         rng = np.random.default_rng([int(seed), 0xBA7C, 0 if split == "train" else 1, int(step)])
         starts = lo + rng.integers(0, hi - lo - T - 1, size=B)
         pos = starts[:, None] + np.arange(T + 1)[None, :]  # [B, T+1]
         w = self.tokens[pos].astype(np.int64)
         return w[:, :-1], w[:, 1:]
+
+
+def train_tokens(n: int) -> int:
+    """Tokens of the train split of ``n`` tokens (the first 90 %); the validation split has the rest."""
+    return int(n * 9 // 10)
+
+
+def check_split(split: str, size: int, T: int) -> None:
+    """A window of ``T`` inputs and their targets needs ``T + 2`` tokens of the split (``ValueError``)."""
+    if size < T + 2:
+        raise ValueError(
+            f"the {split} split has {size} tokens, fewer than block_size + 2 = {T + 2}: "
+            "lower --block-size or train on more data"
+        )
+
+
+def source_size(data: str | None, corpus_bytes: int) -> tuple[int, int]:
+    """``(tokens, largest vocabulary)`` of the corpus -- the Markov corpus of ``corpus_bytes`` bytes, or the
+    file ``data`` (checked to be readable and long enough, not read)."""
+    if data is None:
+        return int(corpus_bytes), len(ALPHABET)
+    return _check_file(Path(data)), 256
+
+
+def check_windows(n_tokens: int, block_size: int) -> None:
+    """Both splits of ``n_tokens`` tokens give windows of ``block_size`` (``ValueError`` otherwise)."""
+    check_split("train", train_tokens(n_tokens), block_size)
+    check_split("val", n_tokens - train_tokens(n_tokens), block_size)
+
+
+def _check_file(p: Path) -> int:
+    """The size of a data file that can be used (``ValueError`` naming it otherwise)."""
+    if not p.is_file():
+        raise ValueError(f"--data: {p} is not a readable file")
+    if not os.access(p, os.R_OK):
+        raise ValueError(f"--data: {p} is not readable")
+    size = p.stat().st_size
+    if size < MIN_FILE_BYTES:
+        raise ValueError(f"--data: {p} has {size} bytes; at least {MIN_FILE_BYTES} are needed")
+    return size
 
 
 def markov_corpus(seed: int = 0, n: int = 200_000) -> Dataset:
@@ -150,11 +191,10 @@ def markov_corpus(seed: int = 0, n: int = 200_000) -> Dataset:
 def file_corpus(path: str | Path, seed: int = 0) -> Dataset:
     """Every byte of ``path`` is a token."""
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"--data: {p} is not a readable file")
+    _check_file(p)
     data = p.read_bytes()
-    if len(data) < 1000:
-        raise ValueError(f"--data: {p} has {len(data)} bytes; at least 1000 are needed")
+    if len(data) < MIN_FILE_BYTES:  # the file shrank since it was checked
+        raise ValueError(f"--data: {p} has {len(data)} bytes; at least {MIN_FILE_BYTES} are needed")
     return _from_bytes(data, seed, f"file {p.name} ({len(data)} bytes)", None)
 
 

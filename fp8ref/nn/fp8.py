@@ -77,6 +77,32 @@ def true_domain_accumulator(name: str, shift: int) -> Any:
     return Sequential(acc_format=acc, name=f"{name} (true magnitudes, operand biases {shift})")
 
 
+def check_accumulate(accumulate: Any, formats: str) -> None:
+    """Refuse (``ValueError`` naming it) an ``accumulate=`` that the three GEMMs of an FP8 linear layer with
+    the format family ``formats`` cannot run: not ``None`` or the exact name of an ``fp8ref.accum`` preset,
+    or a model that cannot take the operand pairs E4M3 x E4M3, E5M2 x E4M3 and E4M3 x E5M2 of the family."""
+    if accumulate is None:
+        return
+    from fp8ref import accum
+
+    if not isinstance(accumulate, str):
+        raise ValueError(f"accumulate must be the name of an accumulation model or None, got {accumulate!r}")
+    try:
+        model = accum.get(accumulate)
+    except ValueError as exc:
+        raise ValueError(f"accumulate: {exc}") from None
+    if accumulate not in accum.PRESETS:
+        raise ValueError(f"accumulate: write {accumulate.strip().lower()!r}, not {accumulate!r}")
+    fwd, grad = FORMAT_FAMILIES[formats]
+    for a, b in ((fwd, fwd), (grad, fwd), (fwd, grad)):
+        try:
+            model.for_inputs(a, b)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"accumulate={accumulate!r} cannot take {a.name} x {b.name} operands: {exc}"
+            ) from None
+
+
 class NonFiniteError(FloatingPointError):
     """A tensor about to be cast to FP8 holds a NaN or an infinity; ``where`` names layer and tensor."""
 

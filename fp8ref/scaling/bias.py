@@ -43,6 +43,22 @@ def floor_log2_ratio(num: float, den: np.ndarray | float) -> np.ndarray:
     return (np.int64(e_n) - e_d.astype(np.int64) - (m_n < m_d).astype(np.int64)).astype(np.int64)
 
 
+def _amax_array(amax: Any) -> np.ndarray:
+    """``amax`` as float64: an integer or float number or array (float16, bfloat16, float32, float64).
+    Strings, bools, complex and object values raise ``TypeError`` naming ``amax`` (NumPy would read
+    ``"3"`` as 3.0 and ``True`` as 1.0)."""
+    what = f"{type(amax).__name__} {amax!r}"
+    if isinstance(amax, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"amax must be a non-negative real number or an array of them, got {what}")
+    try:
+        a = np.asarray(amax)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"amax must be a non-negative number or array, got {what}") from exc
+    if not (a.dtype.kind in "iuf" or a.dtype.name == "bfloat16"):
+        raise TypeError(f"amax must be a non-negative real number or an array of them, got dtype {a.dtype}")
+    return a.astype(np.float64)
+
+
 def scale_bias(amax: Any, fmt: Format | str, *, margin: int = 0,
                bounds: tuple[int, int] = (-31, 31)) -> Any:
     """The paper's scaling bias: ``clip(floor(log2(fmt.max / amax)) - margin, *bounds)``.
@@ -54,7 +70,8 @@ def scale_bias(amax: Any, fmt: Format | str, *, margin: int = 0,
     - ``amax == 0`` gives the upper bound ``bounds[1]`` (nothing to scale; the largest allowed scale).
     - ``amax`` NaN or +-Inf raises ``FloatingPointError`` (the recipes that keep a previous scale instead,
       as TransformerEngine does, are :class:`~fp8ref.scaling.Delayed` and :class:`~fp8ref.scaling.MSAMP`).
-    - Negative ``amax``, a non-integer ``margin`` or bad ``bounds`` raise ``ValueError``.
+    - Negative ``amax``, a non-integer ``margin`` or bad ``bounds`` raise ``ValueError``; an ``amax``
+      that is not a real number or array of them (a string, a bool, complex) raises ``TypeError``.
     """
     if not isinstance(fmt, Format):
         try:
@@ -74,11 +91,8 @@ def scale_bias(amax: Any, fmt: Format | str, *, margin: int = 0,
         m_n, e_n = math.frexp(fmt.max)
         m_d, e_d = math.frexp(a)
         return min(max(e_n - e_d - (1 if m_n < m_d else 0) - margin, lo), hi)
-    scalar = np.ndim(amax) == 0
-    try:
-        a = np.asarray(amax, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"amax must be a non-negative number or array, got {amax!r}") from exc
+    a = _amax_array(amax)
+    scalar = a.ndim == 0
     if not np.all(np.isfinite(a)):
         raise FloatingPointError(f"amax is not finite ({amax!r}): no scaling bias can be derived from it")
     if np.any(a < 0):

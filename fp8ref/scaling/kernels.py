@@ -117,7 +117,8 @@ def f32_encoder_params(fmt, saturate: bool, mode: int) -> tuple[int, ...] | None
 def f32_rne_params(fmt, saturate: bool) -> tuple[int, ...] | None:
     """Parameters of :func:`encode_f32_rne` (nearest-even), or ``None`` where it does not apply (as
     :func:`f32_encoder_params`, and the magic number below must be a normal float32)."""
-    if f32_encoder_params(fmt, saturate, 0) is None or fmt.emin - fmt.mbits + 23 < -126:
+    if (f32_encoder_params(fmt, saturate, 0) is None or not -126 <= fmt.emin - fmt.mbits + 23 <= 127
+            or fmt.emax > 127):  # the magic number a finite float32; float32's Inf above the format's max
         return None
     sh = 23 - fmt.mbits
     rebias = (127 + fmt.emin - 1) << 23  # float32 biased exponent minus the target's, in place

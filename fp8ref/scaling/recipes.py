@@ -111,12 +111,25 @@ class DelayedState:
     scale: np.float32 = field(default=np.float32(1.0))
 
     def __post_init__(self) -> None:
-        h = np.array(self.amax_history, dtype=np.float32).reshape(-1)
+        raw = self.amax_history
+        if isinstance(raw, (str, bytes)):
+            raise ValueError(f"amax_history must be a 1-D array of floats, got {type(raw).__name__}")
+        h = np.asarray(raw)
+        if h.dtype.kind not in "iuf" and h.dtype.name != "bfloat16":
+            raise ValueError(f"amax_history must be a 1-D array of floats, got dtype {h.dtype}")
+        if h.ndim != 1:
+            raise ValueError(f"amax_history must be 1-D (TransformerEngine's history of one tensor), "
+                             f"got shape {h.shape}")
         if h.size < 1:
             raise ValueError("amax_history must hold at least one entry")
+        h = np.array(h, dtype=np.float32)
         h.setflags(write=False)
         object.__setattr__(self, "amax_history", h)
-        s = np.float32(self.scale)
+        sc = self.scale
+        if (isinstance(sc, (str, bytes, bool, np.bool_)) or np.ndim(sc) != 0
+                or np.asarray(sc).dtype.kind not in "iuf"):
+            raise ValueError(f"scale must be a positive finite float32, got {sc!r}")
+        s = np.float32(sc)
         if not np.isfinite(s) or s <= 0:
             raise ValueError(f"scale must be a positive finite float32, got {self.scale!r}")
         object.__setattr__(self, "scale", s)

@@ -12,6 +12,18 @@ from fp8ref.formats import Format
 GRANULARITY_NAMES = ("tensor", "row", "column", "block", "mx")
 
 
+def _block(block: Any) -> tuple[int, ...]:
+    """``block`` as a tuple of non-negative Python ints; ``ValueError`` naming ``block`` otherwise."""
+    try:
+        items = tuple(block)
+    except TypeError:
+        raise ValueError(f"block must be a tuple of ints, got {block!r}") from None
+    if not all(isinstance(b, (int, np.integer)) and not isinstance(b, (bool, np.bool_)) and b >= 0
+               for b in items):
+        raise ValueError(f"block must be a tuple of non-negative ints, got {block!r}")
+    return tuple(int(b) for b in items)
+
+
 @dataclass(frozen=True, eq=False)
 class ScaledTensor:
     """A quantised tensor: ``x ~= dequantize(codes, fmt) * scale`` blockwise.
@@ -55,15 +67,25 @@ class ScaledTensor:
         if self.granularity not in GRANULARITY_NAMES:
             raise ValueError(f"granularity must be one of {GRANULARITY_NAMES}, got {self.granularity!r}")
         scale = np.asarray(self.scale, dtype=np.float32)
-        block = tuple(codes.shape) if self.block is None else tuple(int(b) for b in self.block)
+        block = tuple(codes.shape) if self.block is None else _block(self.block)
         if self.granularity == "tensor":
+            if block != tuple(codes.shape):
+                raise ValueError(f"block of a per-tensor ScaledTensor must be the shape of codes "
+                                 f"{tuple(codes.shape)} (or None), got {self.block!r}")
             if scale.shape != ():
                 raise ValueError(f"a per-tensor scale must have shape (), got {scale.shape}")
         else:
             if codes.ndim != 2 or len(block) != 2 or min(block) < 1:
                 raise ValueError(f"{self.granularity} scaling needs 2-D codes and a block (br, bc), "
                                  f"got codes {codes.shape} and block {self.block!r}")
-            grid = (-(-codes.shape[0] // block[0]), -(-codes.shape[1] // block[1]))
+            m, n = codes.shape
+            want = {"row": (1, max(n, 1)), "column": (max(m, 1), 1)}.get(self.granularity)
+            if want is not None and block != want:
+                raise ValueError(f"block of {self.granularity} scaling must be {want} for codes "
+                                 f"{codes.shape}, got {self.block!r}")
+            if self.granularity == "mx" and 1 not in block:
+                raise ValueError(f"block of MX scaling must be (1, k) or (k, 1), got {self.block!r}")
+            grid = (-(-m // block[0]), -(-n // block[1]))
             if scale.shape != grid:
                 raise ValueError(f"scale must have the block-grid shape {grid}, got {scale.shape}")
         object.__setattr__(self, "codes", codes)

@@ -71,43 +71,15 @@ def _flag(action: argparse.Action) -> bool:
 
 
 def validate_train_argv(argv: list[str]) -> None:
-    """Check the options of one ``fp8ref train`` run (``argv`` without ``train``) as the command would,
-    without creating anything; raises :class:`UsageError` with the command's message.
+    """Check the options of one ``fp8ref train`` run (``argv`` without ``train``) as the command does
+    before it starts, creating nothing; raises :class:`UsageError` with the command's message.
 
-    This is the only place a sweep checks a train cell. It calls ``fp8ref.nn.cli.validate_train_argv``
-    when the trainer has it; until then, the train parser and the path ``train_main`` takes before it
-    writes: ``fp8ref.nn.cli._config`` (every ``TrainConfig`` rule), ``with_recipe``, the model shape, the
-    accumulation model and the backend name."""
-    from fp8ref.nn import cli as nn_cli
+    The only place a sweep checks a train cell: ``fp8ref.nn.cli.validate_train_argv``, the train command's
+    own check (its parser, every ``TrainConfig`` rule, the recipe, the model shape and memory estimate, the
+    accumulation model, the backend, the destination)."""
+    from fp8ref.nn.cli import validate_train_argv as check
 
-    official = getattr(nn_cli, "validate_train_argv", None)
-    if official is not None:
-        official(list(argv))
-        return
-    args = command_parser(("train",)).parse_args(list(argv))
-    try:
-        cfg = nn_cli._config(args)
-        if args.recipe is not None:
-            cfg = cfg.with_recipe(args.recipe)
-        cfg.model_config(256)  # n_embd divisible by n_head, sizes >= 1 (the vocabulary does not matter)
-        if cfg.backend != "reference":
-            from fp8ref.backends import names
-
-            if cfg.backend not in names():
-                raise ValueError(f"unknown backend {cfg.backend!r}; valid: {', '.join(names())}")
-        elif cfg.accumulate is not None:
-            from fp8ref.nn.fp8 import TRUE_DOMAIN
-
-            if cfg.accumulate not in TRUE_DOMAIN:
-                from fp8ref.accum import resolve
-
-                resolve(cfg.accumulate)
-        if cfg.recipe != "fp32":
-            cfg.fp8_recipe()
-        if cfg.data is not None and not Path(cfg.data).is_file():
-            raise ValueError(f"--data {cfg.data}: no such file")
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    check(list(argv))
 
 
 class Kind:
@@ -146,6 +118,11 @@ class Kind:
                 argv.extend(self._extra_args(key, value))
                 continue
             long = max(action.option_strings, key=len)
+            if isinstance(action, argparse.BooleanOptionalAction):  # --isolate / --no-isolate
+                if not isinstance(value, bool):
+                    raise UsageError(f"option {key} is a flag: give true or false, got {value!r}")
+                argv.append(min(action.option_strings, key=len) if value else long)
+                continue
             if _flag(action):
                 if not isinstance(value, bool):
                     raise UsageError(f"option {key} is a flag: give true or false, got {value!r}")
@@ -340,10 +317,10 @@ class Golden(Kind):
 
     def check(self, params: dict[str, Any]) -> None:
         from fp8ref.golden.generate import select, where_value
-        from fp8ref.golden.ops import SUITES
+        from fp8ref.golden.ops import ALL_SUITES, SUITES
 
         args = command_parser(self.path).parse_args(self.argv(params, None)[2:])
-        suites = [s for s in SUITES if s in (args.suite or SUITES)]
+        suites = [s for s in ALL_SUITES if s in (args.suite or SUITES)]
         where = {k: where_value(v) for k, v in args.where or ()}
         built = {s: _suite_cases(s) for s in suites}
         for key, want in where.items():

@@ -55,3 +55,25 @@ def test_probe_cli_list(capsys):
     assert main(["probe", "--list", "--model", "H100:E4M3"]) == 0
     out = capsys.readouterr().out
     assert "expected: 1.0" in out and "A1 " not in out  # only the model's formats
+
+
+def test_help_agrees_with_behaviour(capsys):
+    """hwcheck's help says what the table says (every model confirmed); probe's usage shows --model as
+    required, except with --list, as _probe enforces."""
+    import pytest
+
+    from fp8ref.accum import presets
+
+    with pytest.raises(SystemExit):
+        main(["hwcheck", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(row.confirmed for row in presets._TABLE.values())
+    assert "unexplained" not in text.replace("UNEXPLAINED", "")
+    assert "FP8 inputs with fp16 output on Hopper and B200 included) reproduce 100 %" in text
+    with pytest.raises(SystemExit):
+        main(["probe", "--help"])
+    usage = capsys.readouterr().out.split("\n\n")[0].splitlines()
+    assert usage[0].startswith("usage: fp8ref probe --model MODEL ")
+    assert usage[1].strip() == "fp8ref probe --list [--model MODEL]"
+    assert main(["probe"]) == 2
+    assert "--model MODEL is required (or --list" in capsys.readouterr().err

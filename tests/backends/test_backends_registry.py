@@ -216,3 +216,19 @@ def test_import_is_light() -> None:
             "print('torch' in sys.modules, 'numba' in sys.modules, 'ml_dtypes' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False", "False"]
+
+
+def test_capabilities_accumulation_must_name_a_model() -> None:
+    """``accumulation`` is a hypothesis the harness tests with the reference's model of that name: a name
+    the reference does not know is refused at construction, naming the field and the valid names."""
+    from fp8ref.accum import PRESETS
+
+    with pytest.raises(ValueError, match=r"accumulation: unknown accumulation model 'no-such-model'.*h100"):
+        backends.Capabilities(accumulation="no-such-model")
+    with pytest.raises(TypeError, match="accumulation: must be a model name"):
+        backends.Capabilities(accumulation=3)  # type: ignore[arg-type]
+    for name in PRESETS:
+        assert backends.Capabilities(accumulation=name).accumulation == name
+    # the reference's spelling rules (case, surrounding blanks) apply; the canonical name is stored
+    assert backends.Capabilities(accumulation=" H100-FP8 ").accumulation == "h100-fp8"
+    assert backends.Capabilities().accumulation is None

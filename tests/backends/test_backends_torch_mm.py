@@ -147,29 +147,41 @@ def test_fp8_output_with_scale_result() -> None:
         np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
 
 
-def test_cpu_scales_elementwise_before_the_gemm() -> None:
-    """torch's CPU path multiplies each operand by its scale in float32 before the GEMM (one rounding per
-    element), the reference scales the exact sum: with s = float32(1/3), a = b = 3, torch gives
-    RN(RN(3s) * RN(3s)) = 1 where the reference gives RN(9 s^2) = 1 + 2^-23."""
+def test_cpu_scale_rule_is_the_measured_one() -> None:
+    """How torch's CPU _scaled_mm applies the scales is measured (the backend's "scaled_mm scales"
+    observation, on its own decisive input); here on another one: with s = float32(1/3), a = b = 3, the
+    reference scales the exact sum, RN(9 s^2) = 1 + 2^-23, where element-wise scaling before the GEMM
+    (torch 2.13: each operand multiplied by its scale, rounded to float32) gives RN(RN(3s) * RN(3s)) = 1."""
     s = np.float32(1 / 3)
     a = fp8ref.quantize(np.array([[3.0]]), "E4M3")
-    b = fp8ref.quantize(np.array([[3.0]]), "E4M3")
     be, ref = backends.get("torch-cpu"), backends.get("reference")
-    for sa, sb in [(s, s), (np.full((1, 1), s), np.full((1, 1), s))]:
-        assert be.scaled_mm(a, b, sa, sb).tolist() == [[1.0]]
-        assert ref.scaled_mm(a, b, sa, sb).tolist() == [[float(np.float32(1 + 2.0 ** -23))]]
-    # the torch result is exactly the element-wise-rounding formula
+    exact = float(np.float32(1 + 2.0 ** -23))
     x = np.float32(np.float32(3) * s)
-    assert be.scaled_mm(a, b, s, s)[0, 0] == np.float32(x * x)
+    elementwise = float(np.float32(x * x))
+    assert elementwise == 1.0
+    (obs,) = [o for o in be.measured.observations if o.name == "scaled_mm scales"]
+    for sa, sb in [(s, s), (np.full((1, 1), s), np.full((1, 1), s))]:
+        assert ref.scaled_mm(a, a, sa, sb).tolist() == [[exact]]
+        got = be.scaled_mm(a, a, sa, sb)[0, 0]
+        if got == exact:
+            assert obs.deviation is None and obs.measured == obs.reference
+        else:
+            assert got == elementwise
+            assert obs.measured.startswith("each operand multiplied by its scale")
+            assert obs.deviation in be.capabilities.deviations
 
 
-def test_fast_accum_is_ignored_on_cpu() -> None:
+def test_fast_accum_on_cpu_is_measured() -> None:
+    """Whether use_fast_accum changes a CPU product is measured (torch 2.13: it does not); checked here on
+    another product."""
     rng = np.random.default_rng(6)
     a = fp8ref.quantize(rng.standard_normal((8, 700)), "E4M3")
     b = fp8ref.quantize(rng.standard_normal((700, 9)), "E4M3")
     s = np.float32(0.3)
-    np.testing.assert_array_equal(backends.get("torch-cpu-fastaccum").scaled_mm(a, b, s, s),
-                                  backends.get("torch-cpu").scaled_mm(a, b, s, s))
+    same = np.array_equal(backends.get("torch-cpu-fastaccum").scaled_mm(a, b, s, s),
+                          backends.get("torch-cpu").scaled_mm(a, b, s, s))
+    (obs,) = [o for o in backends.get("torch-cpu-fastaccum").measured.observations if "fast_accum" in o.name]
+    assert (obs.measured == "identical results") == same
 
 
 def test_capabilities_and_claims() -> None:

@@ -136,20 +136,21 @@ def test_missing_tensor(broken: Path) -> None:
     entry = m["cases"][0]
     p = broken / entry["file"]
     tensors, _ = stfile.read(p)
-    data = stfile.dumps({"codes": tensors["codes"].data}, formats={"codes": tensors["codes"].format})
+    data = stfile.dumps({"codes": tensors["codes"].data, "valuez": tensors["values"].data},
+                        formats={"codes": tensors["codes"].format})
     p.write_bytes(data)
     entry["bytes"], entry["sha256"] = len(data), mf.sha256_hex(data)
     _save(broken, m)
     rep = verify(broken)
-    assert rep.exit_code == 2 and "missing ['values']" in rep.findings[0].reason
+    assert rep.exit_code == 2 and "missing ['values'], extra ['valuez']" in rep.findings[0].reason
 
 
 def test_declared_dtype_mismatch(broken: Path) -> None:
     m = _manifest(broken)
-    m["cases"][0]["tensors"]["values"]["dtype"] = "F64"
+    m["cases"][0]["tensors"]["values"]["dtype"] = "I32"
     _save(broken, m)
     rep = verify(broken)
-    assert rep.exit_code == 2 and "manifest says F64" in rep.findings[0].reason
+    assert rep.exit_code == 2 and "manifest says I32" in rep.findings[0].reason
 
 
 @pytest.mark.parametrize(

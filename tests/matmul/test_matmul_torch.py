@@ -1,4 +1,4 @@
-"""fp8ref.scaled_mm against torch CPU torch._scaled_mm (the fp32 emulation of aten/native/Blas.cpp).
+"""fp8ref.scaled_mm against torch CPU torch._scaled_mm (torch 2.13: the fp32 emulation of aten Blas.cpp).
 
 torch dequantizes to float32 (a * scale_a rounded to float32), multiplies in float32 in an unspecified order,
 adds the bias in float32 and casts once. Where every one of those float32 steps is exact (power-of-two
@@ -77,7 +77,8 @@ def test_difference_e4m3_output_overflow() -> None:
 
 
 def test_difference_non_power_of_two_scales() -> None:
-    """torch rounds a * scale_a to float32 and accumulates in float32; fp8ref rounds once."""
+    """torch (2.13; the torch-cpu backend measures it) rounds a * scale_a to float32 and accumulates in
+    float32; fp8ref rounds once."""
     rng = np.random.default_rng(2)
     a = rng.integers(0, 0x7E, (16, 256), dtype=np.uint8)
     b = rng.integers(0, 0x7E, (256, 16), dtype=np.uint8) | np.uint8(0x80) * rng.integers(0, 2, (256, 16),

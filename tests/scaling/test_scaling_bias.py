@@ -61,6 +61,24 @@ def test_bad_arguments():
         scale_bias(1.0, "e9m9x")
 
 
+@pytest.mark.parametrize("amax", ["3", b"3", True, np.True_, np.array([True, False]), np.array(["3"]),
+                                  1 + 2j, np.array([1 + 0j]), np.array([3.0], dtype=object), None])
+def test_amax_that_is_not_a_real_number_is_refused(amax):
+    """NumPy reads "3" as 3.0 and True as 1.0: scale_bias("3", E4M3) returned 7."""
+    with pytest.raises(TypeError, match="amax must be a non-negative real number"):
+        scale_bias(amax, E4M3)
+
+
+def test_amax_integers_and_narrow_floats_are_numbers():
+    import ml_dtypes
+
+    assert scale_bias(3, E4M3) == scale_bias(np.int64(3), E4M3) == scale_bias(3.0, E4M3) == 7
+    assert scale_bias(np.array([3.5], ml_dtypes.bfloat16), E4M3).tolist() == [7]
+    assert scale_bias(np.array([3.5], np.float16), E4M3).tolist() == [7]
+    with pytest.raises(ValueError, match="amax"):
+        scale_bias([[1.0], [2.0, 3.0]], E4M3)
+
+
 def test_array_input_gives_int32_array():
     a = np.array([[0.0, 1.0], [3.5, 449.0]], dtype=np.float32)
     sb = scale_bias(a, E4M3)

@@ -155,6 +155,26 @@ def test_state_validation():
         DelayedState(np.zeros(3), scale=0.0)
 
 
+@pytest.mark.parametrize(("history", "match"), [
+    (np.zeros((2, 3), np.float32), r"amax_history must be 1-D .*got shape \(2, 3\)"),
+    (np.float32(1.0), r"amax_history must be 1-D .*got shape \(\)"),
+    (np.array(["1.0", "2.0"]), "amax_history must be a 1-D array of floats, got dtype <U3"),
+    ("1.0", "amax_history must be a 1-D array of floats, got str"),
+    (np.array([True, False]), "amax_history must be a 1-D array of floats, got dtype bool"),
+    (np.zeros(0, np.float32), "amax_history must hold at least one entry"),
+])
+def test_state_history_must_be_one_dimensional(history, match):
+    """A 2-D history was flattened silently into one of 6 entries."""
+    with pytest.raises(ValueError, match=match):
+        DelayedState(history, np.float32(1.0))
+
+
+@pytest.mark.parametrize("scale", ["2.0", True, np.array([2.0]), None, 1 + 1j])
+def test_state_scale_must_be_a_real_scalar(scale):
+    with pytest.raises(ValueError, match="scale must be a positive finite float32"):
+        DelayedState(np.zeros(3, np.float32), scale)
+
+
 def test_state_is_immutable_and_copied():
     h = np.zeros(3, np.float32)
     s = DelayedState(h, np.float32(2))

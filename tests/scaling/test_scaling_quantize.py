@@ -48,6 +48,23 @@ def test_f32_encoder_equals_cast(fmt):
         assert np.array_equal(out, quantize(x, fmt, saturate=sat)), sat
 
 
+@pytest.mark.parametrize("fmt", [fp8ref.exmy(4, 3, bias=b, nan=n, has_inf=n == "ieee")
+                                 for b in (-1100, -200, -100) for n in ("all_ones", "ieee", "fnuz")],
+                         ids=lambda f: f"{f.name}-b{f.bias}")
+def test_fused_encoders_on_formats_beyond_float32(fmt):
+    """Element formats whose range leaves float32's: the nearest-even encoder's magic number overflowed
+    (codes with the sign bit set for positive input) and +Inf gave a finite code once emax > 127; such
+    formats take the general encoder, equal to the exact oracle."""
+    from fp8ref.cast.oracle import round_exact
+
+    x = np.concatenate([_special_f32(), _sweep_f32(step=(1 << 24) + 17)])
+    xs = [float(v) for v in x]
+    for rounding in MODES:
+        for sat in (True, False):
+            st = quantize_scaled(x, fmt, Constant(0), rounding=rounding, saturate=sat)
+            assert st.codes.tolist() == [round_exact(v, fmt, rounding, sat) for v in xs], (rounding, sat)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt,sat", [(E4M3, True), (E5M2, False)], ids=["E4M3-sat", "E5M2-nonsat"])
 def test_f32_encoder_exhaustive(fmt, sat):
@@ -254,6 +271,34 @@ def test_scaled_tensor_validation():
         ScaledTensor(c, E4M3, np.float32(1)).dequantize(np.float16)
     st_ = ScaledTensor(c, E4M3, np.ones((4, 1), np.float32), np.zeros((4, 1)), (1, 8), "row")
     assert st_.bias.dtype == np.int32
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"scale": np.float32(1), "block": (3, 3)},
+     r"per-tensor ScaledTensor must be the shape of codes \(4, 8\)"),
+    ({"scale": np.float32(1), "block": (4, 8, 1)}, "per-tensor"),
+    ({"scale": np.ones((4, 1), np.float32), "block": (1, 4), "granularity": "row"},
+     r"block of row scaling must be \(1, 8\)"),
+    ({"scale": np.ones((1, 8), np.float32), "block": (2, 1), "granularity": "column"},
+     r"block of column scaling must be \(4, 1\)"),
+    ({"scale": np.ones((2, 2), np.float32), "block": (2, 4), "granularity": "mx",
+      "scale_codes": np.zeros((2, 2), np.uint8)}, r"MX scaling must be \(1, k\) or \(k, 1\)"),
+    ({"scale": np.ones((2, 2), np.float32), "block": (2.5, 4), "granularity": "block"}, "block must be a"),
+    ({"scale": np.ones((2, 2), np.float32), "block": (True, 4), "granularity": "block"}, "block must be a"),
+    ({"scale": np.ones((2, 2), np.float32), "block": 4, "granularity": "block"}, "block must be a"),
+])
+def test_scaled_tensor_block_must_match_its_granularity(kw, match):
+    """block=(3, 3) with a per-tensor scale was accepted, and expand() then used the wrong block."""
+    with pytest.raises(ValueError, match=match):
+        ScaledTensor(np.zeros((4, 8), np.uint8), E4M3, **kw)
+
+
+def test_scaled_tensor_consistent_blocks_are_accepted():
+    c = np.zeros((4, 8), np.uint8)
+    assert ScaledTensor(c, E4M3, np.float32(1), block=[4, 8]).block == (4, 8)
+    assert ScaledTensor(c, E4M3, np.ones((4, 1), np.float32), block=(1, 8), granularity="row").block == (1, 8)
+    st_ = ScaledTensor(c, E4M3, np.ones((2, 3), np.float32), block=(np.int64(3), 3), granularity="block")
+    assert st_.block == (3, 3) and type(st_.block[0]) is int
 
 
 def test_quantize_scaled_errors():

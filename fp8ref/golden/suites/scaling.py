@@ -99,6 +99,33 @@ OPS = {"amax": _ref_amax, "scale_bias": _ref_scale_bias, "quantize_scaled": _ref
        "scaled_sequence": _ref_sequence}
 
 
+def check_sizes(op: str, params: dict[str, Any], tensors: dict[str, dict[str, Any]]) -> None:
+    """The parameters that size an allocation: a Delayed recipe's ``history_len`` (at most
+    ``MAX_HISTORY_LEN``, and in a sequence the length of the stored ``amax_history.<i>``) and a sequence's
+    ``steps`` (at most the number of ``x.<i>`` inputs)."""
+    from fp8ref.golden.manifest import MAX_HISTORY_LEN
+    from fp8ref.golden.ops import check_count
+
+    if op not in ("quantize_scaled", "scaled_sequence"):
+        return
+    args = params.get("recipe_args", {})
+    history = None
+    if params.get("recipe") == "Delayed" and isinstance(args, dict):
+        from fp8ref.scaling import Delayed
+
+        history = check_count(args.get("history_len", Delayed.history_len), "params.recipe_args.history_len",
+                              1, MAX_HISTORY_LEN)
+    if op == "scaled_sequence":
+        n_x = sum(1 for name in tensors if name.startswith("x."))
+        steps = check_count(params.get("steps"), "params.steps (at most the number of x.<i> inputs)", 1, n_x)
+        if history is not None:
+            for i in range(steps):
+                shape = tensors.get(f"amax_history.{i}", {}).get("shape")
+                if shape != [history]:
+                    raise ValueError(f"params.recipe_args.history_len is {history}, but tensor "
+                                     f"amax_history.{i} is declared with shape {shape}")
+
+
 def _backend_cast(backend: Any, x: np.ndarray, st: Any, rounding: str, saturate: bool) -> np.ndarray:
     """``backend.quantize(x * quant_scale)``, the product formed as fp8ref forms it (in the input's
     precision: float64 for float64 input, float32 otherwise), ``quant_scale`` expanded over its blocks."""

@@ -95,6 +95,17 @@ class _OwnAccumulation:
 
 
 OPS = {"trainer_linear": _ref}
+
+
+def check_sizes(op: str, params: dict[str, Any], tensors: dict[str, dict[str, Any]]) -> None:
+    """The configuration's ``delayed_history`` sizes the layer's amax histories: at most
+    ``MAX_HISTORY_LEN``."""
+    from fp8ref.golden.manifest import MAX_HISTORY_LEN
+    from fp8ref.golden.ops import check_count
+
+    cfg = params.get("config")
+    if isinstance(cfg, dict) and "delayed_history" in cfg:
+        check_count(cfg["delayed_history"], "params.config.delayed_history", 1, MAX_HISTORY_LEN)
 BACKEND_OPS = {"trainer_linear": _be}
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from fp8ref import backends
 from fp8ref.backends.reference import ReferenceBackend
-from fp8ref.backends.trainer_compare import compare_trainer, format_report, ulp_distance
+from fp8ref.conform.trainer import compare_trainer, format_report, ulp_distance
 
 SMALL = dict(batch_size=4, block_size=16)
 
@@ -81,7 +81,7 @@ def test_injected_deviations_are_located_in_execution_order(where: str) -> None:
 
 
 def test_unsupported() -> None:
-    r = compare_trainer(_NoMM(), steps=2, **SMALL)
+    r = compare_trainer(_NoMM(), steps=2, isolate=False, **SMALL)
     assert r["status"] == "unsupported" and "no GEMM here" in r["reason"] and r["steps_run"] == 0
     assert not r["identical"]
 
@@ -121,3 +121,92 @@ def test_ulp_distance() -> None:
     assert ulp_distance(c1, c2, "E4M3") == (2, 2, (0,))
     assert ulp_distance(np.array([3]), np.array([5])) == (1, 2, (0,))
     assert backends.get("reference").name == "reference"
+
+
+class _FailAt(ReferenceBackend):
+    """The reference, except that the scaled_mm call numbered ``at`` does ``what``."""
+
+    name = "fail-at"
+
+    def __init__(self, at: int, what: str) -> None:
+        super().__init__()
+        self.at, self.what, self.calls = at, what, 0
+
+    def scaled_mm(self, *args, **kwargs):
+        n, self.calls = self.calls, self.calls + 1
+        if n == self.at:
+            if self.what == "raise":
+                raise ZeroDivisionError("kernel bug")
+            if self.what == "type":
+                raise TypeError("bad operand")
+            if self.what == "exit":
+                import sys
+
+                sys.exit(0)
+            if self.what == "hard-exit":
+                import os
+
+                os._exit(0)
+            if self.what == "float64":
+                return super().scaled_mm(*args, **kwargs).astype(np.float64)
+        return super().scaled_mm(*args, **kwargs)
+
+
+class _KeyErrorInAmax(ReferenceBackend):
+    name = "keyerror-in-amax"
+
+    def amax(self, *args, **kwargs):
+        raise KeyError("amax table")
+
+
+@pytest.mark.parametrize("what, words", [
+    ("raise", "ZeroDivisionError: kernel bug"),
+    ("type", "TypeError: bad operand"),
+    ("exit", "the backend called sys.exit(0)"),
+    ("float64", "contract violation: scaled_mm returned dtype float64; expected float32 of shape"),
+])
+def test_every_backend_failure_is_reported_with_step_layer_and_op(what: str, words: str) -> None:
+    """Any exception of the backend (not only the few classes caught before), sys.exit and a result of the
+    wrong dtype end the comparison with a report naming step, phase, layer and op -- never a traceback.
+    A step runs n forward GEMMs, then dx and dw per layer in reverse order (3n calls): call 3n + n + 1 is the
+    dw of the last layer in step 1."""
+    layers = _fp8_layers()
+    n = len(layers)
+    r = compare_trainer(_FailAt(4 * n + 1, what), steps=2, isolate=False, **SMALL)
+    assert r["status"] == "error" and not r["identical"] and r["steps_run"] == 0
+    assert r["where"] == {"step": 1, "phase": "backward", "layer": layers[-1], "op": "scaled_mm"}
+    assert r["reason"].startswith(f"backend side, step 1, phase backward, layer {layers[-1]}, op scaled_mm: "
+                                  f"{words}")
+    json.dumps(r)
+    r = compare_trainer(_FailAt(1, what), steps=1, isolate=False, **SMALL)
+    assert r["where"] == {"step": 0, "phase": "forward", "layer": layers[1], "op": "scaled_mm"}
+
+
+def test_an_exception_in_amax_and_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    r = compare_trainer(_KeyErrorInAmax(), steps=1, isolate=False, **SMALL)
+    assert r["status"] == "error" and r["reason"].endswith("op amax: KeyError: 'amax table'")
+    assert r["where"]["phase"] == "forward" and r["where"]["step"] == 0
+    backends.register("keyerror-in-amax", _KeyErrorInAmax)
+    try:
+        from fp8ref.cli import main
+
+        assert main(["conform", "--trainer", "--backend", "keyerror-in-amax", "--steps", "1"]) == 2
+    finally:
+        backends.unregister("keyerror-in-amax")
+    out = capsys.readouterr().out
+    assert "status: error: backend side, step 0, phase forward" in out and "KeyError" in out
+
+
+def test_the_backend_side_runs_in_a_worker() -> None:
+    """A backend that is not built in trains in a worker process: sys.exit there is still located; a
+    process exit (no exception) ends the comparison with the operation it happened in."""
+    layers = _fp8_layers()
+    r = compare_trainer(_FailAt(1, "exit"), steps=1, **SMALL)
+    assert r["isolated"] and r["status"] == "error"
+    assert r["reason"] == (f"backend side, step 0, phase forward, layer {layers[1]}, op scaled_mm: "
+                           "the backend called sys.exit(0)")
+    r = compare_trainer(_FailAt(1, "hard-exit"), steps=1, **SMALL)
+    assert r["status"] == "error" and not r["identical"]
+    assert r["reason"] == "backend side: backend process exited with status 0 during op scaled_mm"
+    assert r["where"]["op"] == "scaled_mm"
+    assert not compare_trainer("reference", steps=1, **SMALL)["isolated"]

@@ -25,7 +25,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["compare_trainer", "format_report", "ulp_distance"]
+from fp8ref.backends.base import Unsupported
+from fp8ref.conform.contract import CheckedBackend, ContractViolation
+from fp8ref.conform.execute import Lost, describe_exception
+from fp8ref.conform.isolate import DEFAULT_TIMEOUT
+from fp8ref.nn.config import TrainConfig
+
+__all__ = ["compare_trainer", "format_report", "ulp_distance", "locate"]
 
 _FORWARD = ("w", "bias_w", "scale_w", "w_codes", "x", "bias_x", "scale_x", "x_codes", "y")
 _BACKWARD = ("dy", "bias_g", "scale_g", "g_codes", "dx", "dw")
@@ -81,8 +87,8 @@ def ulp_distance(a: np.ndarray, b: np.ndarray,
     return n, maxd, first
 
 
-def _default_reference_accumulate(backend: Any) -> str:
-    claim = backend.capabilities.accumulation
+def _default_reference_accumulate(caps: Any) -> str:
+    claim = caps.accumulation
     if isinstance(claim, str):
         from fp8ref.accum import PRESETS
 
@@ -92,8 +98,8 @@ def _default_reference_accumulate(backend: Any) -> str:
 
 
 def compare_trainer(backend: Any, steps: int = 5, *, config: Any = None, preset: str = "tiny",
-                    recipe: str = "fp8-amax", reference_accumulate: Any = None,
-                    **overrides: Any) -> dict[str, Any]:
+                    recipe: str = "fp8-amax", reference_accumulate: Any = None, isolate: bool | None = None,
+                    timeout: float = DEFAULT_TIMEOUT, **overrides: Any) -> dict[str, Any]:
     """Train on ``backend`` and on the reference side by side for ``steps`` steps and compare every step.
 
     Args:
@@ -103,35 +109,50 @@ def compare_trainer(backend: Any, steps: int = 5, *, config: Any = None, preset:
         recipe=recipe, **overrides)``. Its ``steps`` (the schedule length) must exceed ``steps``.
       reference_accumulate: the reference side's accumulation (default: the backend's claimed accumulation
         when the reference has it, else ``"exact"``); the backend side always runs ``accumulate=None``.
+      isolate: run the backend side in a worker process (:mod:`fp8ref.conform.isolate`) that may take at most
+        ``timeout`` seconds; default: isolate every backend but fp8ref's built-in ones. A worker that exits,
+        crashes or runs out of time ends the comparison with status ``"error"`` and the reason.
 
     Returns:
       A JSON-serialisable dict: ``backend``, ``backend_accumulation`` (the claim), ``reference_accumulate``,
       ``config``, ``steps_run``, ``identical``, ``status`` (``"ok"``; ``"unsupported"``: the backend refused
-      an operation; ``"error"``: an operation failed, e.g. on non-finite values), ``reason``,
+      an operation; ``"error"``: an operation failed, raised, called ``sys.exit``, returned a result outside
+      its contract (:mod:`fp8ref.conform.contract`), or its results made the run diverge), ``reason``,
+      ``where`` (when the backend side stopped: ``step``, ``phase``, ``layer``, ``op``, see :func:`locate`),
       ``first_divergence`` (``None`` or ``step``, ``phase``, ``layer``, ``tensor``, ``differing``, ``size``,
       ``max_ulps``, ``index``, ``backend_value``, ``reference_value``), and ``per_step`` (per step: the
       number of differing tensors, the largest distance and the first differing tensor).
     """
-    from fp8ref.backends import Unsupported, get
-    from fp8ref.nn import capture_training
-    from fp8ref.nn.config import TrainConfig
+    from fp8ref.conform.harness import executor_for
 
     if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    be = get(backend)
-    ref = get("reference")
     cfg = config if config is not None else TrainConfig.from_preset(preset, recipe=recipe, **overrides)
     if cfg.recipe == "fp32":
         raise ValueError("config: recipe 'fp32' has no FP8 layers to compare; choose an FP8 recipe")
     if steps > cfg.steps:
         raise ValueError(f"steps={steps} exceeds the configuration's schedule length ({cfg.steps} steps)")
-    ref_acc = _default_reference_accumulate(be) if reference_accumulate is None else reference_accumulate
-    if not isinstance(ref_acc, str):
+    if reference_accumulate is not None and not isinstance(reference_accumulate, str):
         raise TypeError("reference_accumulate must be the name of an accumulation model "
-                        f"(fp8ref.accum.PRESETS or 'exact'), got {type(ref_acc).__name__}")
+                        f"(fp8ref.accum.PRESETS or 'exact'), got {type(reference_accumulate).__name__}")
+    executor = executor_for(backend, isolate=isolate, timeout=timeout)
+    try:
+        return _compare(executor, cfg, int(steps), reference_accumulate)
+    finally:
+        executor.close()
+
+
+def _compare(executor: Any, cfg: TrainConfig, steps: int, reference_accumulate: str | None) -> dict[str, Any]:
+    from fp8ref.backends import get
+    from fp8ref.nn import capture_training
+
+    ref = get("reference")
+    caps = executor.capabilities
+    ref_acc = _default_reference_accumulate(caps) if reference_accumulate is None else reference_accumulate
     report: dict[str, Any] = {
-        "backend": be.name,
-        "backend_accumulation": be.capabilities.accumulation,
+        "backend": executor.name,
+        "backend_accumulation": caps.accumulation,
+        "isolated": executor.isolated,
         "reference_accumulate": ref_acc,
         "config": cfg.to_dict(),
         "steps_run": 0,
@@ -142,14 +163,14 @@ def compare_trainer(backend: Any, steps: int = 5, *, config: Any = None, preset:
         "per_step": [],
     }
     wanted = range(steps)
-    try:
-        recs_b = capture_training(replace(cfg, accumulate=None, backend=be.name), wanted, ops=be)
-    except Unsupported as exc:
-        report.update(status="unsupported", reason=str(exc))
+    side = executor.call(backend_side, cfg.to_dict(), steps)
+    if isinstance(side, Lost):
+        side = {"status": "error", "reason": f"backend side: {side.reason}",
+                "where": {"step": None, "phase": None, "layer": None, "op": side.op}}
+    if "records" not in side:
+        report.update(side)
         return report
-    except (FloatingPointError, ValueError, RuntimeError) as exc:
-        report.update(status="error", reason=f"backend side: {_err(exc)}")
-        return report
+    recs_b = side["records"]
     try:
         recs_r = capture_training(replace(cfg, accumulate=ref_acc, backend="reference"), wanted, ops=ref)
     except (FloatingPointError, ValueError, RuntimeError) as exc:
@@ -168,6 +189,58 @@ def compare_trainer(backend: Any, steps: int = 5, *, config: Any = None, preset:
 
 def _err(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def backend_side(ops: CheckedBackend, config: dict[str, Any], steps: int) -> dict[str, Any]:
+    """The backend side of :func:`compare_trainer`, run where the backend runs (this process or its worker):
+    ``{"records": ...}`` (``capture_training`` of steps ``0 .. steps-1``), or ``status``, ``reason`` and
+    ``where`` when the backend stopped it."""
+    from fp8ref.nn import capture_training
+
+    cfg = replace(TrainConfig.from_dict(config), accumulate=None, backend=ops.name)
+    try:
+        return {"records": capture_training(cfg, range(steps), ops=ops)}
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - whatever the backend does is reported
+        return _failure(exc, ops.op)
+
+
+def _failure(exc: BaseException, op: str | None) -> dict[str, Any]:
+    where = locate(exc, op)
+    at = ", ".join(f"{k} {v}" for k, v in where.items() if v is not None) or "outside the training steps"
+    if isinstance(exc, Unsupported):
+        what = str(exc)
+    elif isinstance(exc, SystemExit):
+        what = f"the backend called sys.exit({exc.code!r})"
+    elif isinstance(exc, ContractViolation):
+        what = f"contract violation: {exc}"
+    else:
+        what = describe_exception(exc)
+    return {"status": "unsupported" if isinstance(exc, Unsupported) else "error",
+            "reason": f"backend side, {at}: {what}", "where": where}
+
+
+def locate(exc: BaseException, op: str | None) -> dict[str, Any]:
+    """Where in the training run ``exc`` was raised: ``step`` (the training loop's step), ``phase``
+    (``forward``, ``backward``, or ``evaluation`` for a forward pass outside training), ``layer`` (the FP8
+    linear layer) and ``op`` (the backend operation in progress), read from the frames of its traceback;
+    ``None`` for what the traceback does not show."""
+    from fp8ref.nn.fp8 import FP8Linear
+
+    where: dict[str, Any] = {"step": None, "phase": None, "layer": None, "op": op}
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        local = frame.f_locals
+        step = local.get("step")
+        if str(frame.f_globals.get("__name__", "")).startswith("fp8ref.nn.") and type(step) is int:
+            where["step"] = step
+        lin = local.get("self")
+        if isinstance(lin, FP8Linear):
+            where["layer"] = lin.name
+            if frame.f_code.co_name in ("forward", "backward"):
+                where["phase"] = frame.f_code.co_name if lin.training else "evaluation"
+        tb = tb.tb_next
+    return where
 
 
 def _model_name(model: Any) -> str:

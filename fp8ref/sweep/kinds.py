@@ -267,7 +267,11 @@ class Ptq(Kind):
     name = "ptq"
     path = ("infer",)
     path_options = ("checkpoint",)
-    reserved = {"out": "the sweep gives each cell its own folder (cells/<name>)"}
+    reserved = {
+        "out": "the sweep gives each cell its own folder (cells/<name>)",
+        "model": "a ptq sweep evaluates trained checkpoints (checkpoint = [...]); fp8ref infer --model is "
+        "not one of its options",
+    }
     required = ("checkpoint",)
 
     def argv(self, params: dict[str, Any], cell_dir: str | None) -> list[str]:

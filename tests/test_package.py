@@ -35,3 +35,21 @@ def test_console_script_help() -> None:
     assert out.returncode == 0
     for cmd in ("formats", "codes", "train", "golden", "conform", "hwcheck"):
         assert cmd in out.stdout
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    """README: exactly two set-up commands (the main job and the tests); ``.ci/run`` runs the second one."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    setup = readme.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", setup, re.S)
+    commands = [b.strip() for b in blocks[:2]]
+    assert commands[0].endswith("fp8ref train"), commands[0]
+    assert commands[1].startswith("python3 -m venv .venv") and commands[1].endswith("python -m pytest")
+    assert "-c constraints.txt" in commands[1]
+    lines = (root / ".ci" / "run").read_text().splitlines()
+    ci = [ln for ln in lines if ln and not ln.startswith(("#", "set ", "cd "))]
+    assert ci == [commands[1]]

@@ -16,6 +16,21 @@ from fp8ref.cast.encode import encode_f32
 from fp8ref.cast.kernels import SMALL, threads_for  # noqa: F401 - re-exported
 
 
+@njit(cache=True, inline="always")
+def _max_bits(us, mask, inf_bits, ignore_nan, m):  # pragma: no cover - compiled
+    """``max(m, max(us & mask))`` over the 1-D slice ``us``; NaN patterns (``> inf_bits``) count as 0 when
+    ``ignore_nan``. One loop per policy, so that each vectorises."""
+    zero = us.dtype.type(0)
+    if ignore_nan:
+        for i in range(us.size):
+            v = us[i] & mask
+            m = max(m, v if v <= inf_bits else zero)
+    else:
+        for i in range(us.size):
+            m = max(m, us[i] & mask)
+    return m
+
+
 @njit(cache=True, parallel=True)
 def amax_bits(u, mask, inf_bits, ignore_nan):  # pragma: no cover - compiled
     """Max of ``u & mask`` over a 1-D signed-integer view (int32 of float32, int64 of float64); NaN
@@ -24,41 +39,16 @@ def amax_bits(u, mask, inf_bits, ignore_nan):  # pragma: no cover - compiled
     nchunks = 64
     chunk = (n + nchunks - 1) // nchunks
     part = np.zeros(nchunks, dtype=u.dtype)
-    zero = u.dtype.type(0)
     for c in prange(nchunks):
         lo = c * chunk
-        hi = min(n, lo + chunk)
-        us = u[lo:hi]  # a slice: the loops below vectorise
-        m = zero
-        if ignore_nan:
-            for i in range(us.size):
-                v = us[i] & mask
-                v = v if v <= inf_bits else zero
-                m = max(m, v)
-        else:
-            for i in range(us.size):
-                m = max(m, us[i] & mask)
-        part[c] = m
-    m = zero
-    for c in range(nchunks):
-        m = max(m, part[c])
-    return m
+        part[c] = _max_bits(u[lo:min(n, lo + chunk)], mask, inf_bits, ignore_nan, u.dtype.type(0))
+    return part.max()
 
 
 @njit(cache=True)
 def amax_bits_serial(u, mask, inf_bits, ignore_nan):  # pragma: no cover - compiled
     """:func:`amax_bits` on the calling thread (small arrays: no parallel region to launch)."""
-    m = u.dtype.type(0)
-    zero = m
-    if ignore_nan:
-        for i in range(u.size):
-            v = u[i] & mask
-            v = v if v <= inf_bits else zero
-            m = max(m, v)
-    else:
-        for i in range(u.size):
-            m = max(m, u[i] & mask)
-    return m
+    return _max_bits(u, mask, inf_bits, ignore_nan, u.dtype.type(0))
 
 
 @njit(cache=True, parallel=True)
@@ -69,21 +59,11 @@ def amax_bits_blocks(u, br, bc, mask, inf_bits, ignore_nan):  # pragma: no cover
     gm = (m_rows + br - 1) // br
     gn = (n_cols + bc - 1) // bc
     out = np.zeros((gm, gn), dtype=u.dtype)
-    zero = u.dtype.type(0)
     for bi in prange(gm):
         for i in range(bi * br, min(m_rows, (bi + 1) * br)):
             for bj in range(gn):
                 us = u[i, bj * bc:min(n_cols, (bj + 1) * bc)]
-                m = out[bi, bj]
-                if ignore_nan:
-                    for j in range(us.size):
-                        v = us[j] & mask
-                        v = v if v <= inf_bits else zero
-                        m = max(m, v)
-                else:
-                    for j in range(us.size):
-                        m = max(m, us[j] & mask)
-                out[bi, bj] = m
+                out[bi, bj] = _max_bits(us, mask, inf_bits, ignore_nan, out[bi, bj])
     return out
 
 
@@ -113,16 +93,8 @@ def scaled_cast_amax_flat(x, q, p, out):  # pragma: no cover - compiled
         xs, os, bs = x[lo:hi], out[lo:hi], bits[lo:hi]  # slices: the loops below vectorise
         for i in range(xs.size):
             os[i] = encode_f32(xs[i] * q, p)
-        m = np.int32(0)
-        for i in range(bs.size):
-            v = bs[i] & np.int32(0x7FFFFFFF)
-            v = v if v <= np.int32(0x7F800000) else np.int32(0)
-            m = max(m, v)
-        part[c] = m
-    m = np.int32(0)
-    for c in range(ntiles):
-        m = max(m, part[c])
-    return m
+        part[c] = _max_bits(bs, np.int32(0x7FFFFFFF), np.int32(0x7F800000), True, np.int32(0))
+    return part.max() if ntiles else np.int32(0)
 
 
 @njit(cache=True, parallel=True)

@@ -107,28 +107,15 @@ def _philox_round(c0, c1, c2, c3, k0, k1):
 
 @njit(cache=True, inline="always")
 def philox4x32_10(c0, c1, c2, c3, k0, k1):
-    """Philox-4x32-10 on uint64 values holding 32-bit words (see :mod:`fp8ref.cast.philox`); the ten
-    rounds are written out so that a loop over counters vectorises."""
+    """Philox-4x32-10 on uint64 values holding 32-bit words (see :mod:`fp8ref.cast.philox`): ten rounds,
+    the key bumped by ``(W0, W1)`` before each but the first. The loop has a constant trip count, so LLVM
+    unrolls it and a loop over counters vectorises."""
     mask = np.uint64(0xFFFFFFFF)
-    w0 = np.uint64(0x9E3779B9)
-    w1 = np.uint64(0xBB67AE85)
-    c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, k0, k1)
-    c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, (k0 + w0) & mask, (k1 + w1) & mask)
-    c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, (k0 + np.uint64(2) * w0) & mask,
-                                   (k1 + np.uint64(2) * w1) & mask)
-    c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, (k0 + np.uint64(3) * w0) & mask,
-                                   (k1 + np.uint64(3) * w1) & mask)
-    c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, (k0 + np.uint64(4) * w0) & mask,
-                                   (k1 + np.uint64(4) * w1) & mask)
-    c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, (k0 + np.uint64(5) * w0) & mask,
-                                   (k1 + np.uint64(5) * w1) & mask)
-    c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, (k0 + np.uint64(6) * w0) & mask,
-                                   (k1 + np.uint64(6) * w1) & mask)
-    c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, (k0 + np.uint64(7) * w0) & mask,
-                                   (k1 + np.uint64(7) * w1) & mask)
-    c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, (k0 + np.uint64(8) * w0) & mask,
-                                   (k1 + np.uint64(8) * w1) & mask)
-    return _philox_round(c0, c1, c2, c3, (k0 + np.uint64(9) * w0) & mask, (k1 + np.uint64(9) * w1) & mask)
+    for r in range(10):
+        ur = np.uint64(r)
+        c0, c1, c2, c3 = _philox_round(c0, c1, c2, c3, (k0 + ur * np.uint64(0x9E3779B9)) & mask,
+                                       (k1 + ur * np.uint64(0xBB67AE85)) & mask)
+    return c0, c1, c2, c3
 
 
 @njit(cache=True, inline="always")

@@ -37,6 +37,7 @@ to the general encoder. To make ``encode_f32`` cover a new deterministic mode as
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -126,9 +127,10 @@ def _increment_masks(mode: int) -> tuple[int, int, int, int, int]:
     return masks.get(mode, (0, 0, 0, 0, 0))
 
 
+@lru_cache(maxsize=256)
 def encoder_params(fmt: Format, mode: int | str = NEAREST_EVEN, saturate: bool = True) -> EncoderParams:
     """The record of ``fmt`` (at most 16 bits), rounding ``mode`` (a constant of this module or a name of
-    ``fp8ref.ROUNDING_MODES``) and ``saturate``."""
+    ``fp8ref.ROUNDING_MODES``) and ``saturate`` (cached: casts of small arrays call this every time)."""
     if fmt.bits > 16:
         raise ValueError(f"the cast kernels encode formats of at most 16 bits; {fmt.name} has {fmt.bits}")
     m = mode_index(mode) if isinstance(mode, str) else int(mode)

@@ -175,10 +175,9 @@ def quantize(x: Any, fmt: Any, *, rounding: str = "nearest_even", saturate: bool
         _check_out(out, a.shape, _code_dtypes(f), "x")
 
     from fp8ref.cast import kernels as k
+    from fp8ref.cast.encode import encoder_params
 
-    mode = ROUNDING_MODES.index(rounding)
-    p = k.format_params(f)
-    sat = bool(saturate)
+    p = encoder_params(f, rounding, bool(saturate))
     src = np.ascontiguousarray(a).reshape(-1)
     # codes go straight into out when it is contiguous, a failure cannot leave it half-written (formats
     # with NaN encode every input), and it shares no memory with what the kernel reads
@@ -188,7 +187,7 @@ def quantize(x: Any, fmt: Any, *, rounding: str = "nearest_even", saturate: bool
     flat = res.reshape(-1)
     if flat.size:
         with k.threads_for(flat.size), np.errstate(invalid="ignore"):  # NaN float16 -> float64 warns
-            nerr = _encode(k, src, f, p, mode, sat, rbits, r, s, flat)
+            nerr = _encode(k, src, f, p, rbits, r, s, flat)
         if nerr:
             raise ValueError(f"{nerr} element(s) of x have no encoding in {f.name}, which has no NaN: "
                              "NaN input, or overflow with saturate=False")
@@ -199,31 +198,28 @@ def quantize(x: Any, fmt: Any, *, rounding: str = "nearest_even", saturate: bool
     return out
 
 
-def _encode(k: Any, src: np.ndarray, f: Format, p: tuple[int, ...], mode: int, sat: bool,
-            rbits: np.ndarray | None, r: int, s: int | None, flat: np.ndarray) -> int:
-    """Run the kernel that fits the input dtype, format and mode into ``flat``; returns the number of
-    elements that have no encoding (formats without NaN)."""
-    if src.dtype == np.float32 and k.f32_fast_ok(f) and (s is None or k.f32_seeded_ok(f)):
-        b32 = src.view(np.int32)
-        if s is not None:
-            return k.quantize_f32_seeded(b32, p, mode, sat, s & 0xFFFFFFFF, s >> 32, r, flat)
-        elif rbits is not None:
-            return k.quantize_f32_stochastic(b32, p, mode, sat, rbits, r, flat)
-        elif mode == 0:
-            return k.quantize_f32_rne(src, b32, p, sat, flat)
-        else:
-            return k.quantize_f32(b32, p, mode, sat, flat)
-    elif rbits is None and s is None and mode == 0 and k.f64_fast_ok(f):
-        src64 = src.astype(np.float64, copy=False)
-        return k.quantize_f64_rne(src64, src64.view(np.int64), p, sat, flat)
-    else:
-        b64 = src.astype(np.float64, copy=False).view(np.int64)
-        if s is not None:
-            return k.quantize_f64_seeded(b64, p, mode, sat, s & 0xFFFFFFFF, s >> 32, r, flat)
-        elif rbits is not None:
-            return k.quantize_f64_srbits(b64, p, mode, sat, rbits, r, flat)
-        else:
-            return k.quantize_f64(b64, p, mode, sat, flat)
+def _encode(k: Any, src: np.ndarray, f: Format, p: Any, rbits: np.ndarray | None, r: int, s: int | None,
+            flat: np.ndarray) -> int:
+    """Run the kernel that fits the input dtype, format and mode into ``flat`` (a fast encoder where it
+    covers the format and mode, else the general one); returns the number of elements that have no
+    encoding (formats without NaN)."""
+    from fp8ref.cast import encode
+
+    if src.dtype == np.float32 and encode.fast_ok(f):
+        if p.mode in encode.F32_MODES:
+            return k.quantize_f32(src, p, flat)
+        if p.mode in encode.F32_STOCHASTIC_MODES and encode.f32_stochastic_ok(f):
+            if s is not None:
+                return k.quantize_f32_seeded(src, p, s & 0xFFFFFFFF, s >> 32, r, flat)
+            return k.quantize_f32_srbits(src, p, rbits, r, flat)
+    x64 = src.astype(np.float64, copy=False)
+    if p.mode == encode.NEAREST_EVEN and encode.fast_ok(f, 52):
+        return k.quantize_rne_f64(x64, p, flat)
+    if s is not None:
+        return k.quantize_f64_seeded(x64, p, s & 0xFFFFFFFF, s >> 32, r, flat)
+    if rbits is not None:
+        return k.quantize_f64_srbits(x64, p, rbits, r, flat)
+    return k.quantize_f64(x64, p, flat)
 
 
 @lru_cache(maxsize=64)

@@ -79,46 +79,36 @@ def _cast_unfused(w: np.ndarray, q: np.ndarray, block: tuple[int, ...], fmt: For
     return quantize(y, fmt, rounding=rounding, saturate=saturate, **cast_kw)
 
 
-def _fusable(w: np.ndarray, fmt: Format, rounding: str, saturate: bool) -> bool:
-    """Whether the fused float32 kernels apply: float32 (or widened float16/bfloat16) input, a
-    deterministic rounding mode and a format the float32 encoder covers. Everything else takes the
-    reference path (the same result)."""
-    from fp8ref.cast.oracle import ROUNDING_MODES
-    from fp8ref.scaling import kernels as k
+def _fusable(w: np.ndarray, fmt: Format, rounding: str) -> bool:
+    """Whether the fused float32 kernels apply: float32 (or widened float16/bfloat16) input, and a format
+    and rounding mode the float32 encoder covers. Everything else takes the reference path (the same
+    result)."""
+    from fp8ref.cast import encode
 
-    if not _FUSED or w.dtype != np.float32 or rounding in _STOCHASTIC:
-        return False
-    return k.f32_encoder_params(fmt, saturate, ROUNDING_MODES.index(rounding)) is not None
+    return (_FUSED and w.dtype == np.float32 and encode.fast_ok(fmt)
+            and encode.mode_index(rounding) in encode.F32_MODES)
 
 
 def _cast_fused(w: np.ndarray, q: np.ndarray, block: tuple[int, ...], fmt: Format, rounding: str,
                 saturate: bool, with_amax: bool = False) -> tuple[np.ndarray, np.float32 | None]:
     """One pass over the float32 ``w``: multiply by the block's ``q`` in float32 and encode; with
     ``with_amax`` (per tensor only) also the amax of ``w`` with NaN ignored."""
-    from fp8ref.cast.oracle import ROUNDING_MODES
+    from fp8ref.cast.encode import encoder_params
     from fp8ref.scaling import kernels as k
 
-    rp = k.f32_rne_params(fmt, saturate) if rounding == "nearest_even" else None
-    if rp is not None:  # the nearest-even encoder
-        fp = rp
-        flat_k, amax_k, blocks_k = k.scaled_cast_flat_f32_rne, k.scaled_cast_amax_flat_f32_rne, \
-            k.scaled_cast_blocks_f32_rne
-    else:
-        fp = k.f32_encoder_params(fmt, saturate, ROUNDING_MODES.index(rounding))
-        flat_k, amax_k = k.scaled_cast_flat_f32, k.scaled_cast_amax_flat_f32
-        blocks_k = k.scaled_cast_blocks_f32
+    p = encoder_params(fmt, rounding, saturate)
     out = np.empty(w.shape, dtype=np.uint8)
     amax_v = None
     with k.threads_for(w.size):
         if q.ndim == 0:
             flat, oflat = w.reshape(-1), out.reshape(-1)
             if with_amax:
-                m = amax_k(flat, np.float32(q), fp, oflat)
+                m = k.scaled_cast_amax_flat(flat, np.float32(q), p, oflat)
                 amax_v = np.array(m, dtype=np.int32).view(np.float32)[()]
             else:
-                flat_k(flat, np.float32(q), fp, oflat)
+                k.scaled_cast_flat(flat, np.float32(q), p, oflat)
         else:
-            blocks_k(w, q, block[0], block[1], fp, out)
+            k.scaled_cast_blocks(w, q, block[0], block[1], p, out)
     return out, amax_v
 
 
@@ -152,7 +142,7 @@ def quantize_scaled(x: Any, fmt: Any, recipe: Any, *, rounding: str = "nearest_e
     amax_g = None
     new_state = None
 
-    fused = _fusable(w, fmt, rounding, saturate)
+    fused = _fusable(w, fmt, rounding)
     if isinstance(recipe, Constant):
         q, s, bias = rules.constant(recipe.bias)
     elif isinstance(recipe, Delayed):

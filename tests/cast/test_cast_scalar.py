@@ -25,7 +25,9 @@ def _one(x, p, mode, sat):
 
 def test_format_params_shape() -> None:
     p = format_params(fp8ref.E4M3)
-    assert len(p) == 11 and all(isinstance(v, int) for v in p)
+    assert p._fields[:11] == ("mbits", "emin", "bias", "max_code", "sign_mask", "nan_code", "inf_code",
+                              "has_zero", "has_subnormals", "has_negative_zero", "signed")
+    assert all(isinstance(v, int) for v in p)
     assert p[:4] == (3, -6, 7, 0x7E)
     with pytest.raises(ValueError, match="at most 16 bits"):
         format_params(fp8ref.FP32)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fp8ref
-from fp8ref.cast import kernels
+from fp8ref.cast import encode, kernels
 from fp8ref.cast.oracle import STOCHASTIC_MODES
 from fp8ref.formats import exmy
 
@@ -43,7 +43,7 @@ def _general(x: np.ndarray, fmt, **kw) -> np.ndarray:
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
 def test_seeded_float32_kernel_equals_general_encoder(fmt) -> None:
-    assert kernels.f32_seeded_ok(fmt)
+    assert encode.f32_stochastic_ok(fmt)
     rng = np.random.default_rng(len(fmt.name))
     for k, x in enumerate(_inputs()):
         for rounding in STOCHASTIC_MODES:
@@ -58,7 +58,7 @@ def test_seeded_float32_kernel_equals_general_encoder(fmt) -> None:
 
 @pytest.mark.parametrize("fmt", OUTSIDE, ids=lambda f: f.name)
 def test_formats_outside_the_float32_kernel_take_the_general_encoder(fmt) -> None:
-    assert kernels.f32_fast_ok(fmt) and not kernels.f32_seeded_ok(fmt)
+    assert encode.fast_ok(fmt) and not encode.f32_stochastic_ok(fmt)
     x = _inputs()[1][:5000]
     for rounding in STOCHASTIC_MODES:
         kw = {"rounding": rounding, "seed": 3, "srnumbits": 12, "saturate": True}

@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from numba import njit
 
 import fp8ref
 from fp8ref import E2M1, E4M3, E4M3FNUZ, E5M2, E5M2FNUZ, quantize, quantize_scaled, scale_bias
+from fp8ref.cast.encode import encode_inc_f32, encoder_params
 from fp8ref.scaling import MSAMP, MX, Constant, Current, Delayed, JustInTime, ScaledTensor
 from fp8ref.scaling import quantize as qmod
 
@@ -33,19 +35,33 @@ def _sweep_f32(step=4099):
     return np.concatenate([bits.view(np.float32), _special_f32()])
 
 
+@njit
+def _inc_f32(x, p, out):
+    """The float32 increment encoder alone (the fused kernels take it for every mode but nearest-even)."""
+    for i in range(x.size):
+        out[i] = encode_inc_f32(x[i], p)
+
+
 @pytest.mark.parametrize("fmt", FP8, ids=lambda f: f.name)
 def test_f32_encoder_equals_cast(fmt):
+    """The fused kernel (nearest-even encoder, or the increment encoder) and the increment encoder in every
+    deterministic mode, nearest-even included, against the general encoder on the float64 value."""
+    from fp8ref.cast import kernels as ck
     from fp8ref.scaling import kernels as k
 
     x = _sweep_f32()
+    with np.errstate(invalid="ignore"):  # NaN payloads widen with a warning
+        x64 = x.astype(np.float64)
     out = np.empty(x.size, np.uint8)
-    for mode, rounding in enumerate(MODES):
+    want = np.empty(x.size, np.uint8)
+    for rounding in MODES:
         for sat in (True, False):
-            k.scaled_cast_flat_f32(x, np.float32(1.0), k.f32_encoder_params(fmt, sat, mode), out)
-            assert np.array_equal(out, quantize(x, fmt, rounding=rounding, saturate=sat)), (rounding, sat)
-    for sat in (True, False):  # the nearest-even encoder
-        k.scaled_cast_flat_f32_rne(x, np.float32(1.0), k.f32_rne_params(fmt, sat), out)
-        assert np.array_equal(out, quantize(x, fmt, saturate=sat)), sat
+            p = encoder_params(fmt, rounding, sat)
+            ck.quantize_f64(x64, p, want)
+            k.scaled_cast_flat(x, np.float32(1.0), p, out)
+            assert np.array_equal(out, want), (rounding, sat)
+            _inc_f32(x, p, out)
+            assert np.array_equal(out, want), (rounding, sat)
 
 
 @pytest.mark.parametrize("fmt", [fp8ref.exmy(4, 3, bias=b, nan=n, has_inf=n == "ieee")
@@ -68,17 +84,18 @@ def test_fused_encoders_on_formats_beyond_float32(fmt):
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt,sat", [(E4M3, True), (E5M2, False)], ids=["E4M3-sat", "E5M2-nonsat"])
 def test_f32_encoder_exhaustive(fmt, sat):
-    """All 2**32 float32 bit patterns, nearest-even, against fp8ref.quantize."""
+    """All 2**32 float32 bit patterns, nearest-even, the fused kernel and the increment encoder against
+    fp8ref.quantize."""
     from fp8ref.scaling import kernels as k
 
-    fp, rp = k.f32_encoder_params(fmt, sat, 0), k.f32_rne_params(fmt, sat)
+    p = encoder_params(fmt, "nearest_even", sat)
     out = np.empty(1 << 24, np.uint8)
     for c in range(256):
         x = np.arange(c << 24, (c + 1) << 24, dtype=np.uint64).astype(np.uint32).view(np.float32)
         want = quantize(x, fmt, saturate=sat)
-        k.scaled_cast_flat_f32(x, np.float32(1.0), fp, out)
+        k.scaled_cast_flat(x, np.float32(1.0), p, out)
         assert np.array_equal(out, want), c
-        k.scaled_cast_flat_f32_rne(x, np.float32(1.0), rp, out)
+        _inc_f32(x, p, out)
         assert np.array_equal(out, want), c
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from fp8ref.accum import exact
 from fp8ref.accum.params import NO_FLOOR, AccParams, BlockParams, acc_params
 from fp8ref.formats import BF16, E4M3, FP16, FP32, Format
 from fp8ref.formats import format as _resolve_format
@@ -133,6 +134,16 @@ class _Model:
     model's ``_gemm_checked(A, B, C)`` on float64 arrays; models with their own operand formats
     (``in_format``, ``in_format_b``) also share ``format_b`` and ``for_inputs``."""
 
+    name: str
+
+    @property
+    def c_format(self) -> Format:
+        """Format of the accumulator input ``c`` / ``C``: the model's output format."""
+        return self.out_format  # type: ignore[attr-defined]
+
+    def _named(self, s: str) -> str:
+        return f"{self.name}: {s}" if self.name else s
+
     def _gemm_checked(self, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
@@ -159,8 +170,15 @@ class _OwnFormats(_Model):
     in_format: Format
     in_format_b: Format | None
 
+    def _set_formats(self, acc_field: str) -> None:
+        """Resolve and check the accumulator (= output) format field ``acc_field``, ``in_format`` and
+        ``in_format_b`` (a frozen dataclass's ``__post_init__``)."""
+        object.__setattr__(self, acc_field, _fmt(getattr(self, acc_field), acc_field))
+        _check_out_format(getattr(self, acc_field), acc_field)
+        self._set_in_formats()
+
     def _set_in_formats(self) -> None:
-        """Resolve and check ``in_format`` and ``in_format_b`` (a frozen dataclass's ``__post_init__``)."""
+        """Resolve and check ``in_format`` and ``in_format_b``."""
         object.__setattr__(self, "in_format", _fmt(self.in_format, "in_format"))
         _check_in_format(self.in_format, "in_format")
         if self.in_format_b is not None:
@@ -259,11 +277,6 @@ class BlockFMA(_OwnFormats):
             raise ValueError(f"e_floor must be None or an int in (-1e5, 1e5), got {self.e_floor!r}")
 
     # ---- description ---------------------------------------------------------------------------
-    @property
-    def c_format(self) -> Format:
-        """Format of the accumulator input/output values (the output format)."""
-        return self.out_format
-
     def describe(self) -> str:
         ins = self.in_format.name + (f"x{self.format_b.name}" if self.in_format_b is not None else "")
         floor = "none" if self.e_floor is None else str(self.e_floor)
@@ -289,8 +302,6 @@ class BlockFMA(_OwnFormats):
 
     # ---- evaluation ----------------------------------------------------------------------------
     def _exact(self, a: list[float], b: list[float], c: float) -> float:
-        from fp8ref.accum import exact
-
         return exact.bfma_chain(self, a, b, c)
 
     def k_permutation(self, k: int) -> np.ndarray:
@@ -365,20 +376,14 @@ class Promoted(_Model):
     def out_format(self) -> Format:
         return self.acc_format
 
-    @property
-    def c_format(self) -> Format:
-        return self.acc_format
-
     def describe(self) -> str:
         s = f"Promoted(every={self.every}, acc={self.acc_format.name}, inner={self.inner.describe()})"
-        return f"{self.name}: {s}" if self.name else s
+        return self._named(s)
 
     def for_inputs(self, a_format: Format | str, b_format: Format | str | None = None) -> Promoted:
         return replace(self, inner=self.inner.for_inputs(a_format, b_format))
 
     def _exact(self, a: list[float], b: list[float], c: float) -> float:
-        from fp8ref.accum import exact
-
         return exact.promoted_dot(self, a, b, c)
 
     def dots(self, A: Any, B: Any, c: Any = None) -> np.ndarray:
@@ -410,26 +415,17 @@ class Sequential(_OwnFormats):
     confirmed: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "acc_format", _fmt(self.acc_format, "acc_format"))
-        _check_out_format(self.acc_format, "acc_format")
-        self._set_in_formats()
+        self._set_formats("acc_format")
 
     @property
     def out_format(self) -> Format:
         return self.acc_format
 
-    @property
-    def c_format(self) -> Format:
-        return self.acc_format
-
     def describe(self) -> str:
         s = f"Sequential(acc={self.acc_format.name}, RNE per addition, exact products, k order)"
-        return f"{self.name}: {s}" if self.name else s
-
+        return self._named(s)
 
     def _exact(self, a: list[float], b: list[float], c: float) -> float:
-        from fp8ref.accum import exact
-
         return exact.sequential_dot(a, b, c, self.acc_format)
 
     def _gemm_checked(self, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:
@@ -450,22 +446,13 @@ class Exact(_OwnFormats):
     confirmed: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "out_format", _fmt(self.out_format, "out_format"))
-        _check_out_format(self.out_format, "out_format")
-        self._set_in_formats()
-
-    @property
-    def c_format(self) -> Format:
-        return self.out_format
+        self._set_formats("out_format")
 
     def describe(self) -> str:
         s = f"Exact(one RNE rounding to {self.out_format.name})"
-        return f"{self.name}: {s}" if self.name else s
-
+        return self._named(s)
 
     def _exact(self, a: list[float], b: list[float], c: float) -> float:
-        from fp8ref.accum import exact
-
         return exact.exact_dot(a, b, c, self.out_format)
 
     def _gemm_checked(self, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:

@@ -106,12 +106,18 @@ def _epilogue(E, S_bits, out, ok, rb, rbf, sb, sbf, F, ofb, oemin, oemax, rz):
 
 
 @njit(cache=True, inline="always")
-def _tile(t, nj, M, N):
-    """Rows ``i0 .. i1-1`` and columns ``j0 .. j1-1`` of tile ``t`` (``nj`` column blocks per row tile)."""
+def _n_tiles(M, N):
+    """Tiles of ``TI`` rows x ``JB`` columns covering an (M, N) output."""
+    return ((M + TI - 1) // TI) * ((N + JB - 1) // JB)
+
+
+@njit(cache=True, inline="always")
+def _tile(t, M, N):
+    """Rows ``i0 .. i1-1`` and columns ``j0 .. j1-1`` of tile ``t`` (row tiles outer, column blocks inner)."""
+    nj = (N + JB - 1) // JB
     it = t // nj
-    jt = t - it * nj
     i0 = it * TI
-    j0 = jt * JB
+    j0 = (t - it * nj) * JB
     return i0, min(i0 + TI, M), j0, min(j0 + JB, N)
 
 
@@ -132,10 +138,8 @@ def _tiled_py(A, EA, B, EB, B32, PA, PB, f32, p32, C, p):
     N = B.shape[1]
     out = np.empty((M, N), dtype=np.float64)
     redo = np.zeros((M, N), dtype=np.bool_)
-    ntile = (M + TI - 1) // TI
-    nj = (N + JB - 1) // JB
-    for t in prange(ntile * nj):
-        i0, i1, j0, j1 = _tile(t, nj, M, N)
+    for t in prange(_n_tiles(M, N)):
+        i0, i1, j0, j1 = _tile(t, M, N)
         w = j1 - j0
         acc = np.zeros((TI, JB))
         main = np.zeros((TI, JB))
@@ -324,10 +328,8 @@ def _seq_py(A, B, C, acc, fp32):
     M, K = A.shape
     N = B.shape[1]
     out = np.empty((M, N), dtype=np.float64)
-    ntile = (M + TI - 1) // TI
-    nj = (N + JB - 1) // JB
-    for t in prange(ntile * nj):
-        i0, i1, j0, j1 = _tile(t, nj, M, N)
+    for t in prange(_n_tiles(M, N)):
+        i0, i1, j0, j1 = _tile(t, M, N)
         w = j1 - j0
         tmp = np.empty(JB)
         tb = tmp.view(np.int64)

@@ -21,6 +21,18 @@ _SPLITTER = 134217729.0  # 2**27 + 1 (Veltkamp splitting of float64)
 
 
 @njit(cache=True, inline="always")
+def _dd_sum(terms: np.ndarray, i: int, j: int) -> tuple[float, float]:
+    """The sum over ``t`` of ``terms[t, i, j]`` as a double-double ``(hi, lo)`` (TwoSum of every term, the
+    errors summed, then TwoSum of the two): exact where the caller proved it (docs/matmul.md §2.1, §2.2)."""
+    s = terms[0, i, j]
+    err = 0.0
+    for t in range(1, terms.shape[0]):
+        s, e = two_sum(s, terms[t, i, j])
+        err += e
+    return two_sum(s, err)
+
+
+@njit(cache=True, inline="always")
 def _two_prod(a: float, b: float) -> tuple[float, float]:
     p = a * b
     c = _SPLITTER * a
@@ -179,12 +191,7 @@ def _epilogue_row(i: int, terms: np.ndarray, seg: np.ndarray, sa: np.ndarray, sb
         if pair:
             # one segment: the terms' exact sum as a double-double (exact where the caller proved it, see
             # docs/matmul.md), then c * (hi + lo) as four exact parts
-            s = terms[0, i, j]
-            err = 0.0
-            for t in range(1, nterm):
-                s, e = two_sum(s, terms[t, i, j])
-                err += e
-            hi, lo = two_sum(s, err)
+            hi, lo = _dd_sum(terms, i, j)
             c = sa[i, seg[0]] * sb[seg[0], j]
             h, e = _two_prod(c, hi)
             if lo == 0.0:
@@ -329,15 +336,9 @@ def sum_to_f32(terms: np.ndarray, out: np.ndarray) -> None:
     every partial sum and the accumulated errors are multiples of one quantum below 2**106 of it,
     docs/matmul.md §2.1), rounded to odd at 53 bits, then converted (round to nearest even): one correct
     rounding (Boldo & Melquiond 2008). ``+ 0.0`` turns an exact -0 into +0."""
-    nt = terms.shape[0]
     for i in range(terms.shape[1]):
         for j in range(terms.shape[2]):
-            s = terms[0, i, j]
-            err = 0.0
-            for t in range(1, nt):
-                s, e = two_sum(s, terms[t, i, j])
-                err += e
-            s, e = two_sum(s, err)
+            s, e = _dd_sum(terms, i, j)
             out[i, j] = np.float32(_round_odd(s, _sign(e)) + 0.0)
 
 

@@ -125,7 +125,8 @@ def add_round(x, y, mbits, emin, emax):
         return s
     if s == 0.0:
         return s  # exact cancellation (+0) or the sum of two zeros (IEEE sign rule of float64 addition)
-    s, err = two_sum(x, y)
+    bb = s - x
+    err = (x - (s - bb)) + (y - bb)
     return round_pair(s, err, mbits, emin, emax)
 
 
@@ -192,15 +193,15 @@ def bfma_chain(a, ea, b, eb, k0, k1, d, special, p):
 def block_dot(a, ea, b, eb, K, c, special, p):
     """One output of a block model over the K products: the chain from ``c`` (``p.every == 0``, fast
     accumulation), or, promoted, each group of ``p.every`` products chained from 0 and added to the
-    accumulator (started at ``c``) with one RNE addition."""
-    if p.every == 0:
-        return bfma_chain(a, ea, b, eb, 0, K, c, special, p)
-    main = c
-    for g0 in range(0, K, p.every):
-        g1 = min(g0 + p.every, K)
-        part = bfma_chain(a, ea, b, eb, g0, g1, 0.0, special, p)
-        main = add_round(main, part, p.acc_mbits, p.acc_emin, p.acc_emax)
-    return main
+    accumulator (started at ``c``) with one RNE addition. (The row-wise kernels write this loop out
+    themselves: inlined from here, the promoted path of a kernel runs about 15 % slower.)"""
+    promoted = p.every > 0
+    step = p.every if promoted else max(K, 1)
+    d = c
+    for g0 in range(0, K, step):
+        part = bfma_chain(a, ea, b, eb, g0, min(g0 + step, K), 0.0 if promoted else d, special, p)
+        d = add_round(d, part, p.acc_mbits, p.acc_emin, p.acc_emax) if promoted else part
+    return d
 
 
 # --------------------------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 Every kernel here loops over outputs and calls the scalar primitives of :mod:`fp8ref.accum.primitives`
 for each: the block models' GEMM (any parameters: the fallback of the tiled kernel) and row-wise dot
-products (``.dots``), the sequential model with a TwoSum rounding per addition, and the exact
-superaccumulator. Each kernel exists in a serial and a parallel build (``primitives.twins``, rows or tiles
-of 4 rows in ``prange``); :mod:`fp8ref.accum.dispatch` picks one.
+products (``.dots``), with fast accumulation or promotion (the loop of ``primitives.block_dot``), the
+sequential model with a TwoSum
+rounding per addition, and the exact superaccumulator. Each kernel exists in a serial and a parallel build
+(``primitives.twins``, rows or tiles of 4 rows in ``prange``); :mod:`fp8ref.accum.dispatch` picks one.
 """
 
 from __future__ import annotations
@@ -14,31 +15,41 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from fp8ref.accum.primitives import NLIMBS, add_round, block_dot, limbs_add, limbs_round, twins
+from fp8ref.accum.primitives import NLIMBS, add_round, bfma_chain, limbs_add, limbs_round, twins
+
+TI = 4  # rows per task of the GEMM kernel (its column loop reads each row of B once for all of them)
 
 
 def _block_gemm_py(A, EA, BT, EBT, C, badA, badB, p):
     M, K = A.shape
     N = BT.shape[0]
     out = np.empty((M, N), dtype=np.float64)
-    TI = 4
-    ntiles = (M + TI - 1) // TI
-    for t in prange(ntiles):
-        i0 = t * TI
-        i1 = min(i0 + TI, M)
+    promoted = p.every > 0  # else fast accumulation: one group, the whole K, chained from C
+    step = p.every if promoted else max(K, 1)
+    for t in prange((M + TI - 1) // TI):
         for j in range(N):
-            b = BT[j]
-            eb = EBT[j]
-            for i in range(i0, i1):
-                out[i, j] = block_dot(A[i], EA[i], b, eb, K, C[i, j], badA[i] or badB[j], p)
+            b, eb = BT[j], EBT[j]
+            for i in range(t * TI, min(t * TI + TI, M)):
+                a, ea, special, d = A[i], EA[i], badA[i] or badB[j], C[i, j]
+                for g0 in range(0, K, step):
+                    part = bfma_chain(a, ea, b, eb, g0, min(g0 + step, K), 0.0 if promoted else d, special, p)
+                    d = add_round(d, part, p.acc_mbits, p.acc_emin, p.acc_emax) if promoted else part
+                out[i, j] = d
     return out
 
 
 def _block_dots_py(A, EA, B, EB, c, badA, badB, p):
     L, K = A.shape
     out = np.empty(L, dtype=np.float64)
+    promoted = p.every > 0
+    step = p.every if promoted else max(K, 1)
     for i in prange(L):
-        out[i] = block_dot(A[i], EA[i], B[i], EB[i], K, c[i], badA[i] or badB[i], p)
+        d = c[i]
+        for g0 in range(0, K, step):
+            part = bfma_chain(A[i], EA[i], B[i], EB[i], g0, min(g0 + step, K), 0.0 if promoted else d,
+                              badA[i] or badB[i], p)
+            d = add_round(d, part, p.acc_mbits, p.acc_emin, p.acc_emax) if promoted else part
+        out[i] = d
     return out
 
 

@@ -18,7 +18,9 @@ Each works on float64 values and is exact where docs/accumulation.md §6 says so
   format through TwoSum (``s + err == x + y`` exactly) and a midpoint correction.
 
 The parameters of a model arrive as one :class:`~fp8ref.accum.params.BlockParams` record ``p``.
-Compiled on first use (``cache=True``); importing this module compiles nothing.
+Compiled on first use (``cache=True``); importing this module compiles nothing. Numba's disk cache keys a
+kernel on its own source file only: after editing a primitive here, delete the ``__pycache__`` folders of
+``fp8ref/accum`` and ``fp8ref/matmul`` (the kernels that inline it) or they keep the old code.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Everything here works on Python ``fractions.Fraction`` values and integers; no floating-point
 operation is involved except converting the final exact value to a Python float (exact: every result
-is a value of a format no wider than float64). The Numba kernels in :mod:`fp8ref.accum.kernels` are
-tested equal to these functions.
+is a value of a format no wider than float64). The Numba kernels (:mod:`fp8ref.accum.dispatch` and below) are
+tested equal to these functions; every rounding is :func:`fp8ref.rounding.round_rational`.
 
 Values travel as Python floats (NaN, +-Inf and -0.0 keep their meaning); each function documents its rule
 and docs/accumulation.md states them once more in integer pseudocode.
@@ -15,7 +15,11 @@ import math
 from collections.abc import Sequence
 from fractions import Fraction
 
-from fp8ref.formats import Format, floor_log2, pow2
+from fp8ref.accum.params import BlockParams
+from fp8ref.formats import FP32, Format, floor_log2, pow2
+from fp8ref.rounding import INF, NEAREST_EVEN, TOWARD_ZERO, accumulator, round_rational
+
+_MODES = {"rne": NEAREST_EVEN, "rz": TOWARD_ZERO}  # the block-FMA roundings of the tensor-core models
 
 
 def exponent(x: Fraction, emin: int) -> int:
@@ -26,7 +30,8 @@ def exponent(x: Fraction, emin: int) -> int:
 
 def round_fraction(v: Fraction, frac_bits: int, emin: int, emax: int, rounding: str,
                    negative_zero: bool = False) -> float:
-    """Round the exact value ``v`` to ``frac_bits`` fraction bits with exponent range ``[emin, emax]``.
+    """Round the exact value ``v`` to ``frac_bits`` fraction bits with exponent range ``[emin, emax]``
+    (:func:`fp8ref.rounding.round_rational` on :func:`fp8ref.rounding.accumulator`).
 
     * ``rounding`` is ``"rne"`` (nearest, ties to even) or ``"rz"`` (toward zero).
     * Subnormal results are kept: below ``2**emin`` the last kept bit has weight ``2**(emin-frac_bits)``.
@@ -37,24 +42,10 @@ def round_fraction(v: Fraction, frac_bits: int, emin: int, emax: int, rounding: 
     """
     if v == 0:
         return -0.0 if negative_zero else 0.0
-    neg = v < 0
-    a = -v if neg else v
-    e = max(floor_log2(a), emin)
-    q = e - frac_bits
-    n = a / pow2(q)
-    r = n.numerator // n.denominator
-    if rounding == "rne":
-        rem = n - r
-        if rem > Fraction(1, 2) or (rem == Fraction(1, 2) and r % 2 == 1):
-            r += 1
-    elif rounding != "rz":
+    if rounding not in _MODES:
         raise ValueError(f"rounding must be 'rne' or 'rz', got {rounding!r}")
-    mag = r * pow2(q)
-    if mag >= pow2(emax + 1):
-        out = math.inf
-    else:
-        out = float(mag)
-    return -out if neg else out
+    r = round_rational(v, accumulator(frac_bits, emin, emax), _MODES[rounding], INF)
+    return math.copysign(abs(float(r)), v)
 
 
 def round_to(v: Fraction, fmt: Format, rounding: str = "rne", negative_zero: bool = False) -> float:
@@ -90,23 +81,23 @@ def product(a: float, b: float) -> float:
 
 # --------------------------------------------------------------------------------------------------
 # block FMA
-def bfma_block(a: Sequence[float], b: Sequence[float], c: float, *, frac_bits: int, out_frac_bits: int,
-               rounding: str, e_floor: int | None, emin_a: int, emin_b: int, emin_c: int, out_emin: int,
-               out_emax: int, separate: bool = False) -> float:
-    """One block FMA ``d = c + sum a_i*b_i`` (len(a) <= NFMA) by the rule of docs/accumulation.md.
+def bfma_block(a: Sequence[float], b: Sequence[float], c: float, p: BlockParams) -> float:
+    """One block FMA ``d = c + sum a_i*b_i`` (len(a) <= NFMA) by the rule of docs/accumulation.md, with the
+    parameters ``p`` of the model (the record the kernels take).
 
     1. Specials: NaN if a product (0*Inf included) or c is NaN or +Inf and -Inf both occur; else an
        infinite product or c gives that infinity.
     2. Terms: every nonzero product ``a_i*b_i`` (exact) with exponent ``ea+eb`` where
-       ``ea = max(floor(log2|a_i|), emin_a)``; a nonzero ``c`` with exponent ``max(floor(log2|c|), emin_c)``.
-       No term: the result is +0.
-    3. ``E = max(all term exponents, e_floor)``; ``u = 2**(E - frac_bits)``.
+       ``ea = max(floor(log2|a_i|), p.emin_a)``; a nonzero ``c`` with exponent
+       ``max(floor(log2|c|), p.emin_c)``. No term: the result is +0.
+    3. ``E = max(all term exponents, p.e_floor)``; ``u = 2**(E - p.frac_bits)``.
     4. ``S = sum sign(t) * floor(|t| / u)`` (each term truncated toward zero, exact integer sum).
-    5. ``S == 0`` gives +0; otherwise ``S*u`` is rounded once to ``out_frac_bits`` fraction bits in the
-       output exponent range ``[out_emin, out_emax]`` with ``rounding`` (see :func:`round_fraction`).
+    5. ``S == 0`` gives +0; otherwise ``S*u`` is rounded once to ``p.out_frac_bits`` fraction bits in the
+       output exponent range ``[p.out_emin, p.out_emax]``, toward zero (``p.rz``) or to nearest even (see
+       :func:`round_fraction`).
 
-    ``separate=True``: ``c`` is no term of steps 2-5 (the products alone are aligned, summed and rounded,
-    an empty block giving +0); the result is then ``RNE(c + that)`` to ``out_frac_bits`` fraction bits with
+    ``p.separate``: ``c`` is no term of steps 2-5 (the products alone are aligned, summed and rounded, an
+    empty block giving +0); the result is then ``RNE(c + that)`` to ``p.out_frac_bits`` fraction bits with
     IEEE zero signs.
     """
     prods = [product(x, y) for x, y in zip(a, b, strict=True)]
@@ -118,23 +109,21 @@ def bfma_block(a: Sequence[float], b: Sequence[float], c: float, *, frac_bits: i
         if x == 0 or y == 0:
             continue
         fx, fy = Fraction(x), Fraction(y)
-        terms.append((fx * fy, exponent(fx, emin_a) + exponent(fy, emin_b)))
-    if c != 0 and not separate:
+        terms.append((fx * fy, exponent(fx, p.emin_a) + exponent(fy, p.emin_b)))
+    if c != 0 and not p.separate:
         fc = Fraction(c)
-        terms.append((fc, exponent(fc, emin_c)))
-    if separate:
-        s = _products_rounded(terms, frac_bits, out_frac_bits, rounding, e_floor, out_emin, out_emax)
-        return _ieee_add_bits(c, s, out_frac_bits, out_emin, out_emax)
-    return _products_rounded(terms, frac_bits, out_frac_bits, rounding, e_floor, out_emin, out_emax)
+        terms.append((fc, exponent(fc, p.emin_c)))
+    s = _products_rounded(terms, p)
+    if p.separate:
+        return _ieee_add(c, s, p.out_frac_bits, p.out_emin, p.out_emax)
+    return s
 
 
-def _products_rounded(terms, frac_bits, out_frac_bits, rounding, e_floor, out_emin, out_emax) -> float:
+def _products_rounded(terms: list[tuple[Fraction, int]], p: BlockParams) -> float:
     if not terms:
         return 0.0
-    E = max(e for _, e in terms)
-    if e_floor is not None:
-        E = max(E, e_floor)
-    u = pow2(E - frac_bits)
+    E = max(max(e for _, e in terms), p.e_floor)  # NO_FLOOR lies below every exponent
+    u = pow2(E - p.frac_bits)
     S = 0
     for t, _ in terms:
         q = abs(t) / u
@@ -142,10 +131,12 @@ def _products_rounded(terms, frac_bits, out_frac_bits, rounding, e_floor, out_em
         S += -m if t < 0 else m
     if S == 0:
         return 0.0
-    return round_fraction(S * u, out_frac_bits, out_emin, out_emax, rounding)
+    return round_fraction(S * u, p.out_frac_bits, p.out_emin, p.out_emax, "rz" if p.rz else "rne")
 
 
-def _ieee_add_bits(x: float, y: float, frac_bits: int, emin: int, emax: int) -> float:
+def _ieee_add(x: float, y: float, frac_bits: int, emin: int, emax: int) -> float:
+    """IEEE ``RNE(x + y)`` to ``frac_bits`` fraction bits in ``[emin, emax]``: specials as IEEE, an exact
+    zero sum is -0 only when both operands are -0."""
     sp = special_sum([x, y])
     if sp is not None:
         return sp
@@ -160,18 +151,17 @@ def bfma_chain(model, a: Sequence[float], b: Sequence[float], c: float) -> float
     """A :class:`~fp8ref.accum.BlockFMA` chained over the whole vector: blocks of ``nfma`` consecutive
     elements (after the ``k_order`` permutation), each block's rounded result is the next block's accumulator
     input; with ``c_mode="last"`` the chain starts from +0 and ``c`` is added to its result at the end."""
-    n = len(a)
     if model.k_order is not None:  # products enter the blocks in the order k_order (chunk by chunk)
-        m = len(model.k_order)
-        idx = [k0 + p for k0 in range(0, n, m) for p in model.k_order if k0 + p < n]
+        idx = model.k_permutation(len(a)).tolist()
         a = [a[i] for i in idx]
         b = [b[i] for i in idx]
+    p = model._params()
     last = model.c_mode == "last"
     d = 0.0 if last else c
-    for k0 in range(0, n, model.nfma):
-        d = bfma_block(a[k0:k0 + model.nfma], b[k0:k0 + model.nfma], d, **model._block_kwargs())
+    for k0 in range(0, len(a), p.nfma):
+        d = bfma_block(a[k0:k0 + p.nfma], b[k0:k0 + p.nfma], d, p)
     if last:  # c_mode "last": the chain starts from +0, c is added once at the end (IEEE RNE addition)
-        d = _ieee_add_bits(d, c, model.out_frac_bits, model.out_format.emin, model.out_format.emax)
+        d = _ieee_add(d, c, p.out_frac_bits, p.out_emin, p.out_emax)
     return d
 
 
@@ -181,37 +171,15 @@ def sequential_dot(a: Sequence[float], b: Sequence[float], c: float, acc: Format
     """``acc = RN_acc(c)``; for k in order: ``acc = RN_acc(acc + a_k*b_k)`` with the product exact (a fused
     multiply-add), IEEE rules for specials and zeros: an exact zero sum of two nonzero-sum operands is +0;
     ``x + y`` with both ``-0`` is ``-0``; a nonzero sum that rounds to zero keeps its sign."""
-    d = _ieee_round(c, acc)
+    d = c if math.isnan(c) or math.isinf(c) or c == 0 else round_to(Fraction(c), acc, "rne")
     for x, y in zip(a, b, strict=True):
-        p = product(x, y)
-        d = _ieee_add(d, p, acc)
+        d = _ieee_add(d, product(x, y), acc.mbits, acc.emin, acc.emax)
     return d
-
-
-def _ieee_round(x: float, fmt: Format) -> float:
-    if math.isnan(x) or math.isinf(x):
-        return x
-    if x == 0:
-        return x
-    return round_to(Fraction(x), fmt, "rne")
-
-
-def _ieee_add(x: float, y: float, fmt: Format) -> float:
-    sp = special_sum([x, y])
-    if sp is not None:
-        return sp
-    s = Fraction(x) + Fraction(y)
-    if s == 0:
-        both_neg = math.copysign(1.0, x) < 0 and math.copysign(1.0, y) < 0 and x == 0 and y == 0
-        return -0.0 if both_neg else 0.0
-    return round_to(s, fmt, "rne")
 
 
 def fp32_add(x: float, y: float) -> float:
     """IEEE binary32 addition with round-to-nearest-even of two binary32 values."""
-    from fp8ref.formats import FP32
-
-    return _ieee_add(x, y, FP32)
+    return _ieee_add(x, y, FP32.mbits, FP32.emin, FP32.emax)
 
 
 def exact_dot(a: Sequence[float], b: Sequence[float], c: float, out: Format) -> float:
@@ -229,10 +197,12 @@ def exact_dot(a: Sequence[float], b: Sequence[float], c: float, out: Format) -> 
 def promoted_dot(model, a: Sequence[float], b: Sequence[float], c: float) -> float:
     """:class:`~fp8ref.accum.Promoted`: ``main = c``; for each group of ``every`` consecutive elements the
     inner model computes the group's partial sum from accumulator 0 (its own blocks of ``nfma``), then
-    ``main = RN_fp32(main + partial)``."""
+    ``main = RN_acc(main + partial)``, one IEEE round-to-nearest-even addition in the model's
+    ``acc_format``."""
+    acc = model.acc_format
     main = c
     n = len(a)
     for g0 in range(0, n, model.every):
         part = bfma_chain(model.inner, a[g0:g0 + model.every], b[g0:g0 + model.every], 0.0)
-        main = _ieee_add(main, part, model.acc_format)
+        main = _ieee_add(main, part, acc.mbits, acc.emin, acc.emax)
     return main

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from fp8ref.accum import exact
+from fp8ref.accum.params import NO_FLOOR, AccParams, BlockParams, acc_params
 from fp8ref.formats import BF16, E4M3, FP16, FP32, Format
 from fp8ref.formats import format as _resolve_format
 
@@ -132,8 +134,26 @@ class _Model:
     model's ``_gemm_checked(A, B, C)`` on float64 arrays; models with their own operand formats
     (``in_format``, ``in_format_b``) also share ``format_b`` and ``for_inputs``."""
 
+    name: str
+
+    @property
+    def c_format(self) -> Format:
+        """Format of the accumulator input ``c`` / ``C``: the model's output format."""
+        return self.out_format  # type: ignore[attr-defined]
+
+    def _named(self, s: str) -> str:
+        return f"{self.name}: {s}" if self.name else s
+
     def _gemm_checked(self, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def _exact(self, a: list[float], b: list[float], c: float) -> float:
+        raise NotImplementedError
+
+    def dot_exact(self, a: Any, b: Any, c: float = 0.0) -> float:
+        """The slow exact implementation of the model's rule (:mod:`fp8ref.accum.exact`), one dot product."""
+        A, B, cv = _dot_args(self, a, b, c)
+        return self._exact(A[0].tolist(), B[:, 0].tolist(), cv)
 
     def dot(self, a: Any, b: Any, c: float = 0.0) -> float:
         """One dot product ``c + sum a_k*b_k`` of 1-D arrays of exactly representable inputs."""
@@ -150,8 +170,15 @@ class _OwnFormats(_Model):
     in_format: Format
     in_format_b: Format | None
 
+    def _set_formats(self, acc_field: str) -> None:
+        """Resolve and check the accumulator (= output) format field ``acc_field``, ``in_format`` and
+        ``in_format_b`` (a frozen dataclass's ``__post_init__``)."""
+        object.__setattr__(self, acc_field, _fmt(getattr(self, acc_field), acc_field))
+        _check_out_format(getattr(self, acc_field), acc_field)
+        self._set_in_formats()
+
     def _set_in_formats(self) -> None:
-        """Resolve and check ``in_format`` and ``in_format_b`` (a frozen dataclass's ``__post_init__``)."""
+        """Resolve and check ``in_format`` and ``in_format_b``."""
         object.__setattr__(self, "in_format", _fmt(self.in_format, "in_format"))
         _check_in_format(self.in_format, "in_format")
         if self.in_format_b is not None:
@@ -250,11 +277,6 @@ class BlockFMA(_OwnFormats):
             raise ValueError(f"e_floor must be None or an int in (-1e5, 1e5), got {self.e_floor!r}")
 
     # ---- description ---------------------------------------------------------------------------
-    @property
-    def c_format(self) -> Format:
-        """Format of the accumulator input/output values (the output format)."""
-        return self.out_format
-
     def describe(self) -> str:
         ins = self.in_format.name + (f"x{self.format_b.name}" if self.in_format_b is not None else "")
         floor = "none" if self.e_floor is None else str(self.e_floor)
@@ -269,24 +291,18 @@ class BlockFMA(_OwnFormats):
             s += " [unconfirmed]"
         return s
 
-
-    def _block_kwargs(self) -> dict[str, Any]:
-        return dict(frac_bits=self.frac_bits, out_frac_bits=self.out_frac_bits, rounding=self.rounding,
-                    e_floor=self.e_floor, emin_a=self.in_format.emin, emin_b=self.format_b.emin,
-                    emin_c=self.c_format.emin, out_emin=self.out_format.emin, out_emax=self.out_format.emax,
-                    separate=self.c_mode == "separate")
-
-    def _kernel_params(self) -> tuple:
-        floor = -(1 << 30) if self.e_floor is None else int(self.e_floor)
-        return (self.nfma, self.frac_bits, self.out_frac_bits, self.rounding == "rz", floor,
-                self.c_format.emin, self.out_format.emin, self.out_format.emax, self.c_mode == "separate")
+    def _params(self, every: int = 0, acc: Format = FP32) -> BlockParams:
+        """The model as the kernels and the exact oracle read it; ``every`` and ``acc``: the promotion of
+        a :class:`Promoted` model with this inner model (0: none)."""
+        floor = NO_FLOOR if self.e_floor is None else int(self.e_floor)
+        return BlockParams(int(self.nfma), int(self.frac_bits), int(self.out_frac_bits),
+                           self.rounding == "rz", floor, self.in_format.emin, self.format_b.emin,
+                           self.c_format.emin, self.out_format.emin, self.out_format.emax,
+                           self.c_mode == "separate", int(every), acc.mbits, acc.emin, acc.emax)
 
     # ---- evaluation ----------------------------------------------------------------------------
-    def dot_exact(self, a: Any, b: Any, c: float = 0.0) -> float:
-        from fp8ref.accum import exact
-
-        A, B, cv = _dot_args(self, a, b, c)
-        return exact.bfma_chain(self, A[0].tolist(), B[:, 0].tolist(), cv)
+    def _exact(self, a: list[float], b: list[float], c: float) -> float:
+        return exact.bfma_chain(self, a, b, c)
 
     def k_permutation(self, k: int) -> np.ndarray:
         """The order in which the ``k`` products enter the blocks (``k_order`` applied chunk by chunk)."""
@@ -296,36 +312,31 @@ class BlockFMA(_OwnFormats):
         idx = [k0 + p for k0 in range(0, k, m) for p in self.k_order if k0 + p < k]
         return np.array(idx, dtype=np.int64)
 
-    def _last_c(self, d: np.ndarray, c: np.ndarray) -> np.ndarray:
-        from fp8ref.accum import kernels
+    def _run(self, kernel: Any, A: np.ndarray, B: np.ndarray, C: np.ndarray, b_k_axis: int) -> np.ndarray:
+        """``kernel`` (a dispatcher entry) after the ``k_order`` permutation of the K axis of ``A`` and of
+        ``B`` (its axis ``b_k_axis``); with ``c_mode="last"`` from a zero accumulator, then ``C`` added with
+        one RNE addition."""
+        if self.k_order is not None:
+            perm = self.k_permutation(A.shape[1])
+            A, B = np.ascontiguousarray(A[:, perm]), np.ascontiguousarray(np.take(B, perm, axis=b_k_axis))
+        p = self._params()
+        if self.c_mode != "last":
+            return kernel(A, B, C, p, self.in_format, self.format_b)
+        from fp8ref.accum import dispatch
 
-        return kernels.add_round_arrays(d, c, self.out_frac_bits, self.out_format.emin, self.out_format.emax)
+        d = kernel(A, B, np.zeros_like(C), p, self.in_format, self.format_b)
+        return dispatch.add_round_arrays(d, C, AccParams(p.out_frac_bits, p.out_emin, p.out_emax))
 
     def dots(self, A: Any, B: Any, c: Any = None) -> np.ndarray:
         """Row-wise dot products: ``out[l] = dot(A[l], B[l], c[l])`` for (L, K) arrays ``A``, ``B``."""
-        A, B, c = _dots_args(self, A, B, c)
-        from fp8ref.accum import kernels
+        from fp8ref.accum import dispatch
 
-        if self.k_order is not None:
-            perm = self.k_permutation(A.shape[1])
-            A, B = np.ascontiguousarray(A[:, perm]), np.ascontiguousarray(B[:, perm])
-        if self.c_mode == "last":
-            d = kernels.bfma_dots(A, B, np.zeros_like(c), self._kernel_params(), self.in_format,
-                                  self.format_b)
-            return self._last_c(d, c)
-        return kernels.bfma_dots(A, B, c, self._kernel_params(), self.in_format, self.format_b)
+        return self._run(dispatch.block_dots, *_dots_args(self, A, B, c), 1)
 
     def _gemm_checked(self, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:
-        from fp8ref.accum import kernels
+        from fp8ref.accum import dispatch
 
-        if self.k_order is not None:
-            perm = self.k_permutation(A.shape[1])
-            A, B = np.ascontiguousarray(A[:, perm]), np.ascontiguousarray(B[perm, :])
-        if self.c_mode == "last":
-            d = kernels.bfma_gemm(A, B, np.zeros_like(C), self._kernel_params(), self.in_format,
-                                  self.format_b)
-            return self._last_c(d, C)
-        return kernels.bfma_gemm(A, B, C, self._kernel_params(), self.in_format, self.format_b)
+        return self._run(dispatch.block_gemm, A, B, C, 0)
 
 
 @dataclass(frozen=True)
@@ -365,40 +376,30 @@ class Promoted(_Model):
     def out_format(self) -> Format:
         return self.acc_format
 
-    @property
-    def c_format(self) -> Format:
-        return self.acc_format
-
     def describe(self) -> str:
         s = f"Promoted(every={self.every}, acc={self.acc_format.name}, inner={self.inner.describe()})"
-        return f"{self.name}: {s}" if self.name else s
+        return self._named(s)
 
     def for_inputs(self, a_format: Format | str, b_format: Format | str | None = None) -> Promoted:
         return replace(self, inner=self.inner.for_inputs(a_format, b_format))
 
-    def dot_exact(self, a: Any, b: Any, c: float = 0.0) -> float:
-        from fp8ref.accum import exact
-
-        A, B, cv = _dot_args(self, a, b, c)
-        return exact.promoted_dot(self, A[0].tolist(), B[:, 0].tolist(), cv)
+    def _exact(self, a: list[float], b: list[float], c: float) -> float:
+        return exact.promoted_dot(self, a, b, c)
 
     def dots(self, A: Any, B: Any, c: Any = None) -> np.ndarray:
         """Row-wise dot products: ``out[l] = dot(A[l], B[l], c[l])`` for (L, K) arrays ``A``, ``B``."""
-        A, B, c = _dots_args(self, A, B, c)
-        from fp8ref.accum import kernels
+        from fp8ref.accum import dispatch
 
-        return kernels.promoted_dots(A, B, c, self.inner._kernel_params(), self.every,
-                                     _acc_params(self.acc_format), self.inner.in_format, self.inner.format_b)
+        A, B, c = _dots_args(self, A, B, c)
+        return dispatch.block_dots(A, B, c, self._params(), self.in_format, self.format_b)
 
     def _gemm_checked(self, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:
-        from fp8ref.accum import kernels
+        from fp8ref.accum import dispatch
 
-        return kernels.promoted_gemm(A, B, C, self.inner._kernel_params(), self.every,
-                                     _acc_params(self.acc_format), self.inner.in_format, self.inner.format_b)
+        return dispatch.block_gemm(A, B, C, self._params(), self.in_format, self.format_b)
 
-
-def _acc_params(fmt: Format) -> tuple[int, int, int]:
-    return (fmt.mbits, fmt.emin, fmt.emax)
+    def _params(self) -> BlockParams:
+        return self.inner._params(self.every, self.acc_format)
 
 
 @dataclass(frozen=True)
@@ -414,35 +415,23 @@ class Sequential(_OwnFormats):
     confirmed: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "acc_format", _fmt(self.acc_format, "acc_format"))
-        _check_out_format(self.acc_format, "acc_format")
-        self._set_in_formats()
+        self._set_formats("acc_format")
 
     @property
     def out_format(self) -> Format:
         return self.acc_format
 
-    @property
-    def c_format(self) -> Format:
-        return self.acc_format
-
     def describe(self) -> str:
         s = f"Sequential(acc={self.acc_format.name}, RNE per addition, exact products, k order)"
-        return f"{self.name}: {s}" if self.name else s
+        return self._named(s)
 
-
-    def dot_exact(self, a: Any, b: Any, c: float = 0.0) -> float:
-        from fp8ref.accum import exact
-
-        A, B, cv = _dot_args(self, a, b, c)
-        return exact.sequential_dot(A[0].tolist(), B[:, 0].tolist(), cv, self.acc_format)
+    def _exact(self, a: list[float], b: list[float], c: float) -> float:
+        return exact.sequential_dot(a, b, c, self.acc_format)
 
     def _gemm_checked(self, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:
-        from fp8ref.accum import kernels, tiled
+        from fp8ref.accum import dispatch
 
-        if tiled.sequential_usable(self.in_format, self.format_b, self.acc_format):
-            return tiled.sequential_gemm(A, B, C, self.acc_format, self.in_format, self.format_b)
-        return kernels.sequential_gemm(A, B, C, _acc_params(self.acc_format))
+        return dispatch.sequential_gemm(A, B, C, acc_params(self.acc_format), self.in_format, self.format_b)
 
 
 @dataclass(frozen=True)
@@ -457,29 +446,19 @@ class Exact(_OwnFormats):
     confirmed: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "out_format", _fmt(self.out_format, "out_format"))
-        _check_out_format(self.out_format, "out_format")
-        self._set_in_formats()
-
-    @property
-    def c_format(self) -> Format:
-        return self.out_format
+        self._set_formats("out_format")
 
     def describe(self) -> str:
         s = f"Exact(one RNE rounding to {self.out_format.name})"
-        return f"{self.name}: {s}" if self.name else s
+        return self._named(s)
 
-
-    def dot_exact(self, a: Any, b: Any, c: float = 0.0) -> float:
-        from fp8ref.accum import exact
-
-        A, B, cv = _dot_args(self, a, b, c)
-        return exact.exact_dot(A[0].tolist(), B[:, 0].tolist(), cv, self.out_format)
+    def _exact(self, a: list[float], b: list[float], c: float) -> float:
+        return exact.exact_dot(a, b, c, self.out_format)
 
     def _gemm_checked(self, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:
-        from fp8ref.accum import kernels
+        from fp8ref.accum import dispatch
 
-        return kernels.exact_gemm(A, B, C, _acc_params(self.out_format))
+        return dispatch.exact_gemm(A, B, C, acc_params(self.out_format))
 
 
 Model = BlockFMA | Promoted | Sequential | Exact

@@ -23,7 +23,7 @@ from fractions import Fraction
 import numpy as np
 
 from fp8ref.accum.models import BlockFMA, Promoted
-from fp8ref.formats import BF16, E4M3, FP16, FP32, Format
+from fp8ref.formats import BF16, E4M3, FP16, FP32, Format, floor_log2, pow2
 from fp8ref.formats import format as _resolve_format
 
 # --------------------------------------------------------------------------------------------------
@@ -298,18 +298,18 @@ class _Box:
         neg = value < 0
         v = -value if neg else value
         for sig_a, sig_b in ((v, Fraction(1)), *_splits(v)):
-            ea = _flog2(sig_a)
-            eb = _flog2(sig_b)
-            ma = sig_a / Fraction(2) ** ea
-            mb = sig_b / Fraction(2) ** eb
+            ea = floor_log2(sig_a)
+            eb = floor_log2(sig_b)
+            ma = sig_a / pow2(ea)
+            mb = sig_b / pow2(eb)
             tot = ea + eb
             # prefer balanced exponents with both operands normal
             order = sorted(range(self.fa.emin - self.fa.mbits, self.fa.emax + 1),
                            key=lambda x: (not (self.fa.emin <= x and self.fb.emin <= tot - x <= self.fb.emax),
                                           abs(x - (tot - x))))
             for xa in order:
-                a = float(ma * Fraction(2) ** xa)
-                b = float(mb * Fraction(2) ** (tot - xa))
+                a = float(ma * pow2(xa))
+                b = float(mb * pow2(tot - xa))
                 if self.fa.is_representable(a) and self.fb.is_representable(b):
                     return (-a if neg else a), b
         raise ValueError(f"{value} is not a product of a {self.fa.name} and a {self.fb.name} value")
@@ -329,13 +329,6 @@ class _Box:
         return Fraction(r)
 
 
-def _flog2(x: Fraction) -> int:
-    e = x.numerator.bit_length() - x.denominator.bit_length()
-    if Fraction(2) ** e > x:
-        e -= 1
-    return e
-
-
 def _splits(v: Fraction) -> list[tuple[Fraction, Fraction]]:
     out = []
     for s in (Fraction(3, 2), Fraction(7, 4), Fraction(5, 4)):
@@ -343,10 +336,6 @@ def _splits(v: Fraction) -> list[tuple[Fraction, Fraction]]:
         if q > 0:
             out.append((s, q))
     return out
-
-
-def _p2(e: int) -> Fraction:
-    return Fraction(2) ** e
 
 
 def infer(dot_fn: DotFn, in_format: Format | str = E4M3, out_format: Format | str = FP32, *,
@@ -373,12 +362,12 @@ def infer(dot_fn: DotFn, in_format: Format | str = E4M3, out_format: Format | st
     notes: list[str] = []
     B = min(fa.emax + fb.emax, out.emax - 3, 30)
     depth_lo = (fa.emin - fa.mbits) + (fb.emin - fb.mbits)  # exponent of the smallest product
-    one = _p2(B)
+    one = pow2(B)
 
     # 1. m = min(F, out bits): [2^B, 2^(B-k)] keeps the small term iff k <= m
     m = 0
     for k in range(1, B - depth_lo + 1):
-        if box.run(8, {0: one, 1: _p2(B - k)}) == one + _p2(B - k):
+        if box.run(8, {0: one, 1: pow2(B - k)}) == one + pow2(B - k):
             m = k
         else:
             break
@@ -389,13 +378,13 @@ def infer(dot_fn: DotFn, in_format: Format | str = E4M3, out_format: Format | st
 
     # 2. NFMA: [2^B, 2^B, 2^(B-m)] at 0..2 and -2^B at k-1 gives 2^B + 2^(B-m) iff k-1 shares their block
     def same(k: int) -> bool:
-        r = box.run(max(k, 8), {0: one, 1: one, 2: _p2(B - m), k - 1: -one})
-        return r == one + _p2(B - m)
+        r = box.run(max(k, 8), {0: one, 1: one, 2: pow2(B - m), k - 1: -one})
+        return r == one + pow2(B - m)
 
     nfma: int | None
     if not same(4):
-        r = box.run(8, {0: one, 1: _p2(B - m), 2: one, 3: -one})
-        nfma = 2 if r == one + _p2(B - m) else 1
+        r = box.run(8, {0: one, 1: pow2(B - m), 2: one, 3: -one})
+        nfma = 2 if r == one + pow2(B - m) else 1
         if nfma == 1:
             notes.append("NFMA 1 (sequential) and 3 are not distinguished")
     else:
@@ -412,7 +401,7 @@ def infer(dot_fn: DotFn, in_format: Format | str = E4M3, out_format: Format | st
     f = m
     if cap >= 3 or cap == 1:
         while B - f - 1 >= depth_lo and f < 60:
-            if box.run(8, {0: one, 1: -one, 2: _p2(B - f - 1)}) == _p2(B - f - 1):
+            if box.run(8, {0: one, 1: -one, 2: pow2(B - f - 1)}) == pow2(B - f - 1):
                 f += 1
             else:
                 frac_bits = f
@@ -426,8 +415,8 @@ def infer(dot_fn: DotFn, in_format: Format | str = E4M3, out_format: Format | st
         j = 1
         while (1 << j) + 1 <= cap and m + j <= out.mbits:
             terms = {i: one for i in range(1 << j)}
-            terms[1 << j] = _p2(B - m)
-            if box.run(max(8, (1 << j) + 1), terms) == (1 << j) * one + _p2(B - m):
+            terms[1 << j] = pow2(B - m)
+            if box.run(max(8, (1 << j) + 1), terms) == (1 << j) * one + pow2(B - m):
                 out_bits = m + j
                 j += 1
             else:
@@ -436,7 +425,7 @@ def infer(dot_fn: DotFn, in_format: Format | str = E4M3, out_format: Format | st
     # 4. final rounding: [2^(B+2-o-1), 2^(B+2-o-2), 3.0625*2^B, 3.0625*2^B] = 6.125*2^B + 0.75 ulp
     rounding: str | None = None
     big = Fraction(49, 16) * one
-    lsb = _p2(B + 2 - out_bits)
+    lsb = pow2(B + 2 - out_bits)
     if out_bits >= 6 and frac_min >= out_bits and (cap >= 4 or cap == 1):
         r = box.run(8, {0: lsb / 2, 1: lsb / 4, 2: big, 3: big})
         if r == 2 * big:
@@ -453,7 +442,7 @@ def infer(dot_fn: DotFn, in_format: Format | str = E4M3, out_format: Format | st
                 in_format_b=None if fb == fa else fb, out_format=out)
     # 5. promotion: a0 b0 = 2^B, every other product 2^(B-F-1) (lost unless a fresh partial sum starts)
     Kp = promotion_k
-    small = _p2(B - (frac_bits if frac_bits is not None else frac_min) - 1)
+    small = pow2(B - (frac_bits if frac_bits is not None else frac_min) - 1)
     promo: int | None = None
     if B - (frac_bits or frac_min) - 1 >= depth_lo:
         a1, b1 = box.pair(small)
@@ -507,7 +496,7 @@ def infer(dot_fn: DotFn, in_format: Format | str = E4M3, out_format: Format | st
         rows_a, rows_b = [], []
         for q in range(max(depth_lo, out.emin - out.mbits - base["frac_bits"] - 8), 1):
             try:
-                pa, pb = box.pair(_p2(q))
+                pa, pb = box.pair(pow2(q))
             except ValueError:
                 continue
             ra = np.zeros(kk)

@@ -1,11 +1,13 @@
-"""Tiled block-FMA GEMM kernel (the fast path of ``BlockFMA.gemm`` / ``Promoted.gemm``).
+"""Tiled GEMM kernels (the fast paths of ``BlockFMA.gemm`` / ``Promoted.gemm`` and ``Sequential.gemm``) and
+the conditions under which they apply.
 
-Same arithmetic as :mod:`fp8ref.accum.kernels` (docs/accumulation.md §6), reorganised for SIMD: for a tile
-of rows of A and a block of ``JB`` columns of B, each K-block of ``nfma`` products is processed with the
-column index innermost, so the exponent maximum (int32) and the ``trunc((a*b) * 2**(F-E))`` sums (float64,
-exact) run over contiguous rows of B. ``2**(F-E)`` is built from its IEEE bit pattern. Outputs whose
-inputs hold NaN/Inf, or whose chain meets a non-finite block result, are flagged and recomputed by the
-scalar kernel.
+Same arithmetic as the scalar primitives of :mod:`fp8ref.accum.primitives` (docs/accumulation.md §6),
+reorganised for SIMD: for a tile of rows of A and a block of ``JB`` columns of B, each K-block of ``nfma``
+products is processed with the column index innermost, so the exponent maximum (int32) and the
+``trunc((a*b) * 2**(F-E))`` sums (float64, exact) run over contiguous rows of B. ``2**(F-E)`` is built from
+its IEEE bit pattern. Outputs whose inputs hold NaN/Inf, or whose chain meets a non-finite block result, are
+flagged and recomputed by :func:`fixup` with the scalar primitives. :mod:`fp8ref.accum.dispatch` decides
+when these kernels run (:func:`usable`, :func:`sequential_usable`) and prepares their operands.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from fp8ref.accum.kernels import NEG, NO_TERMS, _add_round, _bfma_chain, _round_int
+from fp8ref.accum.primitives import NEG, NO_TERMS, add_round, block_dot, round_int, twins
 
 JB = 128  # columns per block
 TI = 4  # rows per tile
@@ -103,29 +105,41 @@ def _epilogue(E, S_bits, out, ok, rb, rbf, sb, sbf, F, ofb, oemin, oemax, rz):
         out[jj] = rbf[jj] * sbf[jj] if ok[jj] else out[jj]
 
 
-def _tiled_py(A, EA, B, EB, B32, PA, PB, f32, p32, C, nfma, F, ofb, rz, floor, emin_c, oemin, oemax, sep,
-              every, am, aemin, aemax):
-    """``every == 0``: fast accumulation (the accumulator starts at C and chains through every block);
-    ``every > 0``: each group of ``every`` K-elements starts from 0 and is added to a ``(am, aemin, aemax)``
-    accumulator (started at C) with one RNE addition. ``f32``: the products' terms are summed in float32
+@njit(cache=True, inline="always")
+def _n_tiles(M, N):
+    """Tiles of ``TI`` rows x ``JB`` columns covering an (M, N) output."""
+    return ((M + TI - 1) // TI) * ((N + JB - 1) // JB)
+
+
+@njit(cache=True, inline="always")
+def _tile(t, M, N):
+    """Rows ``i0 .. i1-1`` and columns ``j0 .. j1-1`` of tile ``t`` (row tiles outer, column blocks inner)."""
+    nj = (N + JB - 1) // JB
+    it = t // nj
+    i0 = it * TI
+    j0 = (t - it * nj) * JB
+    return i0, min(i0 + TI, M), j0, min(j0 + JB, N)
+
+
+def _tiled_py(A, EA, B, EB, B32, PA, PB, f32, p32, C, p):
+    """The block model ``p`` (a :class:`~fp8ref.accum.params.BlockParams`). ``p.every == 0``: fast
+    accumulation (the accumulator starts at C and chains through every block); ``p.every > 0``: each group of
+    ``every`` K-elements starts from 0 and is added to the ``acc`` accumulator (started at C) with one RNE
+    addition. ``f32``: the products' terms are summed in float32
     from ``B32`` (B as float32), exact under the conditions of :func:`float32_terms`, and the block exponent
     ``E = max(ea + eb)`` is read from the float32 maximum of the exact powers of two ``PA * PB``
     (``PA = 2**EA``, ``PB = 2**EB``, 0 for a zero element). ``p32``: the accumulator is FP32 and C, every
     block result and hence every promotion operand is a float32 value, so the promotion is a float32
     addition."""
+    nfma, F, ofb, rz, floor, emin_c = p.nfma, p.frac_bits, p.out_frac_bits, p.rz, p.e_floor, p.emin_c
+    oemin, oemax, sep, every = p.out_emin, p.out_emax, p.separate, p.every
+    am, aemin, aemax = p.acc_mbits, p.acc_emin, p.acc_emax
     M, K = A.shape
     N = B.shape[1]
     out = np.empty((M, N), dtype=np.float64)
     redo = np.zeros((M, N), dtype=np.bool_)
-    ntile = (M + TI - 1) // TI
-    nj = (N + JB - 1) // JB
-    for t in prange(ntile * nj):
-        it = t // nj
-        jt = t - it * nj
-        i0 = it * TI
-        i1 = min(i0 + TI, M)
-        j0 = jt * JB
-        j1 = min(j0 + JB, N)
+    for t in prange(_n_tiles(M, N)):
+        i0, i1, j0, j1 = _tile(t, M, N)
         w = j1 - j0
         acc = np.zeros((TI, JB))
         main = np.zeros((TI, JB))
@@ -203,10 +217,10 @@ def _tiled_py(A, EA, B, EB, B32, PA, PB, f32, p32, C, nfma, F, ofb, rz, floor, e
                         d = acc[ii, jj]
                         e = E[jj]
                         if e < NO_TERMS:
-                            r = _add_round(d, 0.0, ofb, oemin, oemax)
+                            r = add_round(d, 0.0, ofb, oemin, oemax)
                         else:
-                            p = _round_int(S[jj], e - F, ofb, oemin, oemax, rz)
-                            r = _add_round(d, p, ofb, oemin, oemax)
+                            p = round_int(S[jj], e - F, ofb, oemin, oemax, rz)
+                            r = add_round(d, p, ofb, oemin, oemax)
                         if not np.isfinite(r):
                             redo[i, j0 + jj] = True
                             r = 0.0
@@ -217,7 +231,7 @@ def _tiled_py(A, EA, B, EB, B32, PA, PB, f32, p32, C, nfma, F, ofb, rz, floor, e
                     for jj in range(w):
                         if okv[jj] == 0:
                             e = E[jj]
-                            r = _round_int(S[jj], e - F, ofb, oemin, oemax, rz) if e >= NO_TERMS else 0.0
+                            r = round_int(S[jj], e - F, ofb, oemin, oemax, rz) if e >= NO_TERMS else 0.0
                             if not np.isfinite(r):
                                 redo[i, j0 + jj] = True
                                 r = 0.0
@@ -228,7 +242,7 @@ def _tiled_py(A, EA, B, EB, B32, PA, PB, f32, p32, C, nfma, F, ofb, rz, floor, e
                         _vadd32(main[ii, :w], acc[ii, :w], redo[i0 + ii, j0:j1])
                         continue
                     for jj in range(w):
-                        m = _add_round(main[ii, jj], acc[ii, jj], am, aemin, aemax)
+                        m = add_round(main[ii, jj], acc[ii, jj], am, aemin, aemax)
                         if not np.isfinite(m):
                             redo[i0 + ii, j0 + jj] = True
                             m = 0.0
@@ -241,88 +255,52 @@ def _tiled_py(A, EA, B, EB, B32, PA, PB, f32, p32, C, nfma, F, ofb, rz, floor, e
 
 
 @njit(cache=True)
-def _fixup(out, redo, A, EA, BT, EBT, C, badA, badB, nfma, F, ofb, rz, floor, emin_c, oemin, oemax, sep,
-           every, am, aemin, aemax):
+def fixup(out, redo, A, EA, BT, EBT, C, badA, badB, p):
+    """Recompute with the scalar primitives the outputs flagged in ``redo`` and those whose row of A,
+    column of B or C holds NaN/Inf."""
     M, K = A.shape
     N = BT.shape[0]
     for i in range(M):
         for j in range(N):
-            if not (redo[i, j] or badA[i] or badB[j] or not np.isfinite(C[i, j])):
-                continue
-            special = True
-            if every > 0:
-                main = C[i, j]
-                for g0 in range(0, K, every):
-                    g1 = min(g0 + every, K)
-                    part = _bfma_chain(A[i], EA[i], BT[j], EBT[j], g0, g1, 0.0, special, nfma, F, ofb, rz,
-                                       floor, emin_c, oemin, oemax, sep)
-                    main = _add_round(main, part, am, aemin, aemax)
-                out[i, j] = main
-            else:
-                out[i, j] = _bfma_chain(A[i], EA[i], BT[j], EBT[j], 0, K, C[i, j], special, nfma, F, ofb, rz,
-                                        floor, emin_c, oemin, oemax, sep)
+            if redo[i, j] or badA[i] or badB[j] or not np.isfinite(C[i, j]):
+                out[i, j] = block_dot(A[i], EA[i], BT[j], EBT[j], K, C[i, j], True, p)
 
 
-_TILED = (njit(cache=True)(_tiled_py), njit(cache=True, parallel=True)(_tiled_py))
+BLOCK = twins(_tiled_py)
 
 
-def usable(params: tuple, every: int) -> bool:
-    """Whether the tiled kernel covers these parameters (else the scalar kernel runs)."""
-    nfma, floor = params[0], params[4]
-    return (every == 0 or every % nfma == 0) and floor < 700
+def usable(p) -> bool:
+    """Whether the tiled kernel covers the block model ``p`` (else the row-wise kernel runs)."""
+    return (p.every == 0 or p.every % p.nfma == 0) and p.e_floor < 700
 
 
-def float32_terms(params: tuple, fa, fb) -> bool:
+def float32_terms(p, fa, fb) -> bool:
     """Whether each block's product terms ``trunc((a*b) * 2**(F-E))`` and their sum are exact in float32:
     every product is a float32 normal (significand bits and exponent range), every term's scale
     ``2**(F-E)`` (E >= max(floor, emin_a + emin_b)) is at most 2**127, a scale below 2**-126 (E raised by
     the accumulator) leaves every term below 1 (truncated to 0 either way), and ``nfma`` terms of magnitude
     < 2**(F+2) sum below 2**24."""
-    nfma, F, floor = params[0], params[1], params[4]
+    nfma, F, floor = p.nfma, p.frac_bits, p.e_floor
     lo = (fa.emin - fa.mbits) + (fb.emin - fb.mbits)  # lowest product bit
     hi = fa.emax + fb.emax + 2  # above the highest product bit
     return (fa.precision + fb.precision <= 24 and lo >= -126 and hi <= 126
             and F - max(floor, fa.emin + fb.emin) <= 127 and nfma * 2.0 ** (F + 2) <= 2.0**24)
 
 
-def float32_promotion(params: tuple, acc: tuple, C: np.ndarray) -> bool:
+def float32_promotion(p, C: np.ndarray) -> bool:
     """Whether the promotion ``RN_acc(main + block)`` is a float32 addition: the accumulator is FP32, every
     block result is a float32 value (output format inside FP32) and so is every element of C."""
-    ofb, oemin, oemax = params[2], params[6], params[7]
-    if tuple(acc) != (23, -126, 127) or ofb > 23 or oemin < -126 or oemax > 127:
+    if ((p.acc_mbits, p.acc_emin, p.acc_emax) != (23, -126, 127) or p.out_frac_bits > 23 or p.out_emin < -126
+            or p.out_emax > 127):
         return False
     with np.errstate(over="ignore"):
         return bool(np.array_equal(C.astype(np.float32).astype(np.float64), C, equal_nan=True))
 
 
-def _pow2_f32(E: np.ndarray) -> np.ndarray:
+def pow2_f32(E: np.ndarray) -> np.ndarray:
     """``2**E`` as float32 (exact for the exponents allowed by :func:`float32_terms`); the zero sentinel gives
     0 and exponents of non-finite elements (recomputed by the scalar kernel) stay finite."""
     return np.ldexp(1.0, np.clip(E, -200, 127)).astype(np.float32)
-
-
-def gemm(A, B, C, params, every, acc, fa, fb) -> np.ndarray:
-    from fp8ref.accum import kernels
-
-    EA = kernels.exponents(A, fa.emin)
-    Bc = np.ascontiguousarray(B)
-    EB = kernels.exponents(Bc, fb.emin)
-    f32 = float32_terms(params, fa, fb)
-    if f32:
-        B32 = Bc.astype(np.float32)
-        PA, PB = _pow2_f32(EA), _pow2_f32(EB)
-    else:
-        B32 = PA = PB = np.zeros((1, 1), dtype=np.float32)
-    work = A.size * B.shape[1]
-    fn = _TILED[1] if work >= kernels._SERIAL_WORK else _TILED[0]
-    p32 = float32_promotion(params, acc, C)
-    out, redo = fn(A, EA, Bc, EB, B32, PA, PB, f32, p32, C, *params, int(every), *acc)
-    badA = kernels._nonfinite_rows(A)
-    BT = np.ascontiguousarray(B.T)
-    badB = kernels._nonfinite_rows(BT)
-    if redo.any() or badA.any() or badB.any() or not np.isfinite(C).all():
-        _fixup(out, redo, A, EA, BT, kernels.exponents(BT, fb.emin), C, badA, badB, *params, int(every), *acc)
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -345,19 +323,13 @@ def _seq_round(s, mbits, emin, emax, fp32):
     return r if np.isfinite(s) else s
 
 
-def _seq_py(A, B, C, mbits, emin, emax, fp32):
+def _seq_py(A, B, C, acc, fp32):
+    mbits, emin, emax = acc.mbits, acc.emin, acc.emax
     M, K = A.shape
     N = B.shape[1]
     out = np.empty((M, N), dtype=np.float64)
-    ntile = (M + TI - 1) // TI
-    nj = (N + JB - 1) // JB
-    for t in prange(ntile * nj):
-        it = t // nj
-        jt = t - it * nj
-        i0 = it * TI
-        i1 = min(i0 + TI, M)
-        j0 = jt * JB
-        j1 = min(j0 + JB, N)
+    for t in prange(_n_tiles(M, N)):
+        i0, i1, j0, j1 = _tile(t, M, N)
         w = j1 - j0
         tmp = np.empty(JB)
         tb = tmp.view(np.int64)
@@ -393,7 +365,7 @@ def _seq_py(A, B, C, mbits, emin, emax, fp32):
     return out
 
 
-_SEQ = (njit(cache=True)(_seq_py), njit(cache=True, parallel=True)(_seq_py))
+SEQUENTIAL = twins(_seq_py)
 
 
 def sequential_usable(fa, fb, acc) -> bool:
@@ -410,12 +382,3 @@ def sequential_usable(fa, fb, acc) -> bool:
     in_acc = prod_bits <= p_acc and lo >= acc.emin - acc.mbits and hi <= acc.emax + 1
     span = max(hi, acc.emax + 2) - min(lo, acc.emin - acc.mbits)
     return in_acc or span <= 53
-
-
-def sequential_gemm(A, B, C, acc_fmt, fa, fb) -> np.ndarray:
-    from fp8ref.accum import kernels
-
-    work = A.size * B.shape[1]
-    fn = _SEQ[1] if work >= kernels._SERIAL_WORK else _SEQ[0]
-    fp32 = acc_fmt.mbits == 23 and acc_fmt.emin == -126 and acc_fmt.emax == 127
-    return fn(A, np.ascontiguousarray(B), C, acc_fmt.mbits, acc_fmt.emin, acc_fmt.emax, fp32)

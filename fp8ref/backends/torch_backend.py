@@ -304,33 +304,16 @@ def _exact_as(values: np.ndarray, target: str) -> np.ndarray | None:
 def prepare_scaled_mm(backend: TorchBackend, a: Any, b: Any, scale_a: Any, scale_b: Any, *, a_format: Any,
                       b_format: Any, bias: Any, out_dtype: Any, scale_result: Any,
                       strict_torch: bool = False) -> PreparedMM:
-    """Check the arguments as ``fp8ref.scaled_mm`` does (same errors for bad input), then the rules of
+    """Check the arguments with the parser of ``fp8ref.scaled_mm`` (:func:`fp8ref.matmul.args.parse`: the
+    same errors for bad input; torch's CUDA restrictions are left to ``backend.rules``), then the rules of
     ``torch._scaled_mm`` in ``backend.rules`` (:class:`Unsupported`); build the padded torch arguments."""
-    from fp8ref.matmul import inputs as inp
+    from fp8ref.matmul.args import parse
 
-    opa = inp.operand(a, a_format, "a", "a_format")
-    opb = inp.operand(b, b_format, "b", "b_format")
-    M, K = opa.codes.shape
-    K2, N = opb.codes.shape
-    if K != K2:
-        raise ValueError(f"a and b shapes cannot be multiplied: a is ({M}, {K}), b is ({K2}, {N}); "
-                         "a's columns must equal b's rows")
-    sa = _operand_scales(opa, scale_a, "scale_a", "a", lambda s: inp.a_scales(s, M, K))
-    sb = _operand_scales(opb, scale_b, "scale_b", "b", lambda s: inp.b_scales(s, K, N))
-    out = inp.output(out_dtype)
-    bias_v = inp.bias_values(bias, N)
-    sr = None
-    if scale_result is not None:
-        arr = np.asarray(scale_result)
-        if arr.size != 1 or arr.dtype.kind not in "iuf":
-            raise ValueError(f"scale_result must be a float scalar, got {arr.dtype} of shape {arr.shape}")
-        if out.fmt.bits > 8:
-            if not strict_torch:
-                raise ValueError(f"scale_result divides the result before an FP8 cast; out_dtype="
-                                 f"{out.fmt.name} is not FP8 (torch ignores it there: pass strict_torch=True "
-                                 "for that behaviour)")
-        else:
-            sr = np.float32(arr.reshape(()))
+    args = parse(a, b, scale_a, scale_b, a_format=a_format, b_format=b_format, bias=bias, out_dtype=out_dtype,
+                 scale_result=scale_result, strict_torch=strict_torch, torch_restrictions=False)
+    opa, opb, sa, sb, out, bias_v, sr = (args.a, args.b, args.scale_a, args.scale_b, args.out, args.bias,
+                                         args.scale_result)
+    M, K, N = args.shape
 
     rules = backend.rules
     fa, fb = opa.fmt, opb.fmt
@@ -389,16 +372,6 @@ def prepare_scaled_mm(backend: TorchBackend, a: Any, b: Any, scale_a: Any, scale
     else:
         tout = getattr(backend._t, out_name)
     return PreparedMM(ta, tb, tsa, tsb, tbias, tres, tout, out.fmt, M, N, Kp, Np)
-
-
-def _operand_scales(op: Any, s: Any, name: str, opname: str, parse: Any) -> Any:
-    """The scales of one operand: a ScaledTensor's own, or ``s`` parsed (as ``fp8ref.scaled_mm`` does)."""
-    if op.scales is not None:
-        if not (np.ndim(s) == 0 and not isinstance(s, (bool, np.bool_)) and float(s) == 1.0):
-            raise ValueError(f"{opname} is a ScaledTensor, which carries its own scales: leave {name} at its "
-                             "default (1.0)")
-        return op.scales
-    return parse(s)
 
 
 # ---- what torch does, measured --------------------------------------------------------------------------

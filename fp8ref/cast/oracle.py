@@ -4,10 +4,9 @@ Every rule of docs/casts.md is written here once, in the most direct form, for *
 (the named FP8 formats, E8M0, research ExMy formats, FP16/BF16 as targets). The Numba kernels in
 :mod:`fp8ref.cast.kernels` are tested equal to this module; nothing here is fast.
 
-The rounding itself follows gfloat's ``round_float`` (graphcore-research/gfloat, ``round.py``): the
-magnitude ``|x|`` is written as ``(k + delta) * 2**q`` with ``k`` an integer, ``0 <= delta < 1`` and ``q``
-the exponent of the target's unit in the last place at ``|x|``; one ``match`` on the rounding mode decides
-whether to round away from zero (``k + 1``) or not (``k``). Here ``delta`` is an exact ``Fraction``.
+The rounding itself is :func:`fp8ref.rounding.round_rational`, the one exact rounding of every oracle (it
+follows gfloat's ``round_float``); this module adds what is particular to codes: signs, NaN and Inf
+inputs, formats without zero, negative zero or a sign bit, and the overflow code.
 """
 
 from __future__ import annotations
@@ -16,34 +15,27 @@ import math
 from fractions import Fraction
 
 from fp8ref.formats import Format, floor_log2, pow2
-
-ROUNDING_MODES: tuple[str, ...] = (
-    "nearest_even",
-    "nearest_away",
-    "toward_zero",
-    "toward_positive",
-    "toward_negative",
-    "stochastic",
-    "stochastic_fast",
-    "stochastic_fastest",
+from fp8ref.rounding import (
+    INF,
+    NAN,
+    ROUNDING_MODES,
+    SATURATE,
+    STOCHASTIC_MODES,
+    check_mode,
+    round_rational,
+    target,
 )
-STOCHASTIC_MODES: tuple[str, ...] = ("stochastic", "stochastic_fast", "stochastic_fastest")
+
+__all__ = ["ROUNDING_MODES", "STOCHASTIC_MODES", "NotRepresentableError", "round_exact", "quantize_exact",
+           "decode_exact"]
 
 
 class NotRepresentableError(ValueError):
     """The input has no encoding in a format without NaN (NaN input, or overflow without saturation)."""
 
 
-def _rne(v: Fraction) -> int:
-    """Round a non-negative Fraction to the nearest integer, ties to even."""
-    f = math.floor(v)
-    d = v - f
-    return f + (1 if d > Fraction(1, 2) or (d == Fraction(1, 2) and f % 2 == 1) else 0)
-
-
 def _magnitude_code(fmt: Format, v: Fraction) -> int:
-    """Code (without sign) of a positive value of ``fmt``; the exponent may run past the top binade
-    (then the result is larger than ``fmt.max_code``)."""
+    """Code (without sign) of a positive value of ``fmt``."""
     if fmt.has_zero and v < pow2(fmt.emin):  # subnormal
         q = v / pow2(fmt.emin - fmt.mbits)
         assert q.denominator == 1
@@ -85,13 +77,11 @@ def round_exact(
 
     ``srbits`` (``R``) and ``srnumbits`` (``r``) are the random bits of the stochastic modes,
     ``0 <= R < 2**r``, ``1 <= r <= 32``. Raises :class:`NotRepresentableError` where ``fmt`` has no NaN
-    and the result would be NaN.
+    and the result would be NaN. The rounding is :func:`fp8ref.rounding.round_rational`; overflow saturates
+    with ``saturate`` and for the modes that round toward zero at that sign (IEEE 754), else gives Inf where
+    ``fmt`` has it and NaN otherwise.
     """
-    if rounding not in ROUNDING_MODES:
-        raise ValueError(f"rounding must be one of {ROUNDING_MODES}, got {rounding!r}")
-    if rounding in STOCHASTIC_MODES and not (1 <= srnumbits <= 32 and 0 <= srbits < (1 << srnumbits)):
-        raise ValueError(f"need 1 <= srnumbits <= 32 and 0 <= srbits < 2**srnumbits, "
-                         f"got srbits={srbits}, srnumbits={srnumbits}")
+    check_mode(rounding, srbits, srnumbits)
     if isinstance(x, float):
         if math.isnan(x):
             return _nan_code(fmt, math.copysign(1.0, x) < 0)
@@ -111,55 +101,21 @@ def round_exact(
     if a != 0 and negative and not fmt.signed:
         return _no_value_code(fmt, saturate, True)
 
-    if a == 0:
-        k, q = 0, fmt.emin
-        away = False
+    finite_toward_zero = rounding == "toward_zero" or (
+        rounding == ("toward_positive" if negative else "toward_negative"))
+    if saturate or finite_toward_zero:
+        overflow = SATURATE
     else:
-        e = floor_log2(a)
-        if e < fmt.emin and not fmt.has_subnormals:
-            q = fmt.emin  # neighbours are 0 and min_normal
-        else:
-            q = max(e, fmt.emin) - fmt.mbits
-        t = a / pow2(q)
-        k = math.floor(t)
-        delta = t - k
-        if fmt.mbits > 0:
-            k_is_odd = k % 2 == 1
-        else:  # precision 1: the parity of the code is the parity of the exponent field
-            k_is_odd = k != 0 and (q + fmt.bias) % 2 == 1
-        R, r = srbits, srnumbits
-        match rounding:
-            case "nearest_even":
-                away = delta > Fraction(1, 2) or (delta == Fraction(1, 2) and k_is_odd)
-            case "nearest_away":
-                away = delta >= Fraction(1, 2)
-            case "toward_zero":
-                away = False
-            case "toward_positive":
-                away = not negative and delta > 0
-            case "toward_negative":
-                away = negative and delta > 0
-            case "stochastic":
-                away = _rne(delta * (1 << r)) + R >= (1 << r)
-            case "stochastic_fast":
-                away = delta * (1 << (r + 1)) + 2 * R + 1 >= (1 << (r + 1))
-            case "stochastic_fastest":
-                away = delta * (1 << r) + R >= (1 << r)
-            case _:  # pragma: no cover - guarded above
-                raise AssertionError(rounding)
-
-    v = (k + int(away)) * pow2(q)
+        overflow = INF if fmt.inf_code is not None else NAN
+    r = round_rational(-a if negative else a, target(fmt), rounding, overflow, srbits, srnumbits)
+    if isinstance(r, float):  # Inf or NaN: the format's overflow code
+        return _overflow_code(fmt, negative)
+    v = abs(r)
     if v == 0:
         if not fmt.has_zero:
             # zero input: no value; a nonzero input that rounds to zero underflows to the smallest value
             return _no_value_code(fmt, saturate, negative) if a == 0 else 0
         return sign_bits if fmt.has_negative_zero else 0
-    if v > fmt.max_exact:
-        finite_toward_zero = rounding == "toward_zero" or (
-            rounding == ("toward_positive" if negative else "toward_negative"))
-        if saturate or finite_toward_zero:
-            return fmt.max_code | sign_bits
-        return _overflow_code(fmt, negative)
     return _magnitude_code(fmt, v) | sign_bits
 
 

@@ -2,7 +2,8 @@
 
 Everything here works on float64 values with error-free transformations (TwoSum, Dekker's TwoProduct with
 Veltkamp splitting) and Shewchuk's expansion arithmetic, so every quantity is exact until the single final
-rounding. See docs/matmul.md ("The exact epilogue") for the proofs.
+rounding. See docs/matmul.md ("The exact epilogue") for the proofs. TwoSum is the one of the accumulation
+kernels (:func:`fp8ref.accum.primitives.two_sum`).
 
 Compiled lazily on first call (``cache=True``); importing this module compiles nothing.
 """
@@ -14,14 +15,21 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from fp8ref.accum.primitives import two_sum
+
 _SPLITTER = 134217729.0  # 2**27 + 1 (Veltkamp splitting of float64)
 
 
 @njit(cache=True, inline="always")
-def _two_sum(a: float, b: float) -> tuple[float, float]:
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
+def _dd_sum(terms: np.ndarray, i: int, j: int) -> tuple[float, float]:
+    """The sum over ``t`` of ``terms[t, i, j]`` as a double-double ``(hi, lo)`` (TwoSum of every term, the
+    errors summed, then TwoSum of the two): exact where the caller proved it (docs/matmul.md §2.1, §2.2)."""
+    s = terms[0, i, j]
+    err = 0.0
+    for t in range(1, terms.shape[0]):
+        s, e = two_sum(s, terms[t, i, j])
+        err += e
+    return two_sum(s, err)
 
 
 @njit(cache=True, inline="always")
@@ -183,12 +191,7 @@ def _epilogue_row(i: int, terms: np.ndarray, seg: np.ndarray, sa: np.ndarray, sb
         if pair:
             # one segment: the terms' exact sum as a double-double (exact where the caller proved it, see
             # docs/matmul.md), then c * (hi + lo) as four exact parts
-            s = terms[0, i, j]
-            err = 0.0
-            for t in range(1, nterm):
-                s, e = _two_sum(s, terms[t, i, j])
-                err += e
-            hi, lo = _two_sum(s, err)
+            hi, lo = _dd_sum(terms, i, j)
             c = sa[i, seg[0]] * sb[seg[0], j]
             h, e = _two_prod(c, hi)
             if lo == 0.0:
@@ -319,6 +322,34 @@ def decode_summary_serial(codes: np.ndarray, table: np.ndarray, out: np.ndarray,
             top = max(top, mag[c])
             low = min(low, lsb[c])
     return has_special, top, low
+
+
+@njit(cache=True, inline="always")
+def _sign(e: float) -> int:
+    return 0 if e == 0.0 else (1 if e > 0.0 else -1)
+
+
+@njit(cache=True)
+def sum_to_f32(terms: np.ndarray, out: np.ndarray) -> None:
+    """``out[i, j]`` = the exact sum over ``t`` of the finite ``terms[t, i, j]`` rounded once to float32 (an
+    exact zero +0). The sum is accumulated as a double-double with TwoSum (exact where the caller proved that
+    every partial sum and the accumulated errors are multiples of one quantum below 2**106 of it,
+    docs/matmul.md §2.1), rounded to odd at 53 bits, then converted (round to nearest even): one correct
+    rounding (Boldo & Melquiond 2008). ``+ 0.0`` turns an exact -0 into +0."""
+    for i in range(terms.shape[1]):
+        for j in range(terms.shape[2]):
+            s, e = _dd_sum(terms, i, j)
+            out[i, j] = np.float32(_round_odd(s, _sign(e)) + 0.0)
+
+
+@njit(cache=True)
+def fma32_flat(x: np.ndarray, y: np.ndarray, z: np.ndarray, out: np.ndarray) -> None:
+    """``out = float32(x * y + z)`` with one rounding (an FFMA) for float64 arrays holding float32 values:
+    the product is exact in float64, TwoSum makes the sum exact, round to odd at 53 bits and the float32
+    conversion give one correct rounding; a zero or non-finite sum is converted as it is."""
+    for i in range(x.size):
+        s, e = two_sum(x[i] * y[i], z[i])
+        out[i] = np.float32(s if not np.isfinite(s) else _round_odd(s, _sign(e)))
 
 
 @njit(cache=True)

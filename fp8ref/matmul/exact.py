@@ -11,6 +11,10 @@ float64 operation a BLAS can do on them (products, FMAs, sums in any order or bl
 Where one product does not fit, the operands are split by magnitude into pieces (each code goes wholly into
 one piece) so that every pair of pieces fits; the exact result is then the sum of the piece products, which
 the epilogue kernel adds exactly. The plan is computed from the codes that actually occur.
+
+:func:`exact_mm` is ``scaled_mm(accumulate="exact")``: it chooses among the exact strategies of
+docs/matmul.md §2 (power-of-two tensorwise scales folded into one operand, power-of-two block scales folded
+into both, one term per K segment and piece product) and hands the terms to the exact epilogue.
 """
 
 from __future__ import annotations
@@ -22,11 +26,14 @@ from functools import cache, lru_cache
 
 import numpy as np
 
-from fp8ref.formats import Format
-from fp8ref.matmul.inputs import tables
+from fp8ref.formats import FP32, FP64, Format
+from fp8ref.matmul.inputs import Args, Operand, Scales, segment_scales, segments, tables
+from fp8ref.matmul.rounding import format_params, round_values
 
 MANTISSA = 53  # float64 significand bits
-_PARALLEL = 1 << 20  # elements from which the decode kernel runs on every thread
+_PARALLEL = 1 << 20  # elements from which a Numba kernel runs on every thread (below: no parallel region)
+_MAX_CHUNKS = 16  # K chunks of the power-of-two tensorwise path (more: the plan's pieces)
+_FP64_PARAMS = format_params(FP64)
 _SCRATCH_MAX = 1 << 22  # elements of a named work array kept for reuse (32 MiB: 2048 x 2048)
 _SCRATCH_MAX_INDEXED = 1 << 16  # elements of a numbered one (piece / chunk products; 512 KiB)
 _WORK = threading.local()
@@ -277,3 +284,196 @@ def exact_terms(codes_a: np.ndarray, fmt_a: Format, codes_b: np.ndarray, fmt_b: 
                     seg[t] = s
                     t += 1
     return terms, seg
+
+
+# ---- the exact strategies ---------------------------------------------------------------------------
+_ROW_BYTES = 1 << 28  # memory bound of the term stack per row block
+
+
+def _log_spread(grid: np.ndarray) -> float | None:
+    """log2(max / min) of the finite nonzero magnitudes of a scale grid if all are powers of two, else
+    None."""
+    v = np.abs(grid[np.isfinite(grid) & (grid != 0)])
+    if v.size == 0:
+        return 0.0
+    mant, ex = np.frexp(v)
+    if not (mant == 0.5).all():
+        return None
+    return float(ex.max() - ex.min())
+
+
+def _foldable(sa: Scales, sb: Scales, pa: Profile, pb: Profile, k: int) -> bool:
+    """Whether ``(A * SA) @ (B * SB)`` in float64 is exact: power-of-two scales (the products with them are
+    exact) and the lemma of docs/matmul.md §2.1 with the ratios widened by the scales' spread."""
+    la, lb = _log_spread(sa.grid), _log_spread(sb.grid)
+    if la is None or lb is None:
+        return False
+    return pa.log_ratio + la + pb.log_ratio + lb + np.log2(max(k, 1)) <= 53
+
+
+def _pow2_exponent(c: float) -> int | None:
+    """``e`` when ``|c| == 2**e`` (a finite nonzero power of two), else None."""
+    if c == 0.0 or not math.isfinite(c):
+        return None
+    mant, e = math.frexp(abs(c))
+    return e - 1 if mant == 0.5 else None
+
+
+def _tensorwise_pow2(opa: Operand, opb: Operand, ca: float, cb: float, m: int, k: int, n: int
+                     ) -> np.ndarray | None:
+    """float32 result of a product with power-of-two tensorwise scales, no bias, no ``scale_result``, with
+    ``c = ca * cb`` folded into ``a``: one exact dgemm, or exact K-chunk or piece products summed as a
+    double-double, rounded to odd, then converted once (docs/matmul.md §2.1, "Power-of-two tensorwise
+    scales"); None when that does not apply (NaN/Inf codes, a plan with K chunks, a range beyond the
+    bounds), and the general path runs."""
+    ea, eb = _pow2_exponent(ca), _pow2_exponent(cb)
+    if ea is None or eb is None:
+        return None
+    c, lc = ca * cb, ea + eb  # a power of two in float32's range squared: exact in float64
+    codes_a = np.ascontiguousarray(opa.codes)
+    codes_b = np.ascontiguousarray(opb.codes)
+    par_a, par_b = codes_a.size >= _PARALLEL, codes_b.size >= _PARALLEL
+    dec_b, hist_b, special_b, mag_b, q_b = decode_summary(
+        codes_b, opb.fmt, finite_table(opb.fmt), scratch("b", codes_b.shape))
+    if special_b:
+        return None
+    dec_a, hist_a, special_a, mag_a, q_a = decode_summary(
+        codes_a, opa.fmt, scaled_table(opa.fmt, c), scratch("a", codes_a.shape))
+    if special_a:
+        return None
+    log_k = math.log2(max(k, 1))
+    # log_ratio of the present codes; a * c, every product and partial sum (multiples of
+    # 2**(qa + qb + lc), at most K * ma * mb * c) must lie in float64's normal range
+    ratio_a = ratio_b = 0.0
+    if mag_a > 0.0:
+        ma = math.log2(mag_a)
+        ratio_a = ma - q_a
+        if q_a + lc < -1022 or ma + lc >= 1023:
+            return None
+    if mag_b > 0.0:
+        mb = math.log2(mag_b)
+        ratio_b = mb - q_b
+        if mag_a > 0.0 and (q_a + q_b + lc < -1022 or ma + mb + log_k + lc >= 1023):
+            return None
+    room = MANTISSA - ratio_a - ratio_b  # log2 of the longest K range one exact product may span
+    if log_k <= room:  # the plan's first test: one product
+        terms = scratch("t", (1, m, n))
+        np.matmul(dec_a, dec_b, out=terms[0])
+        return _round_sum(terms, m, n)
+    if room >= 0.0:
+        # K chunks of 2**floor(room): each chunk's product is exact, the chunks together cost one dgemm
+        kc = 1 << int(room)
+        nt = -(-k // kc)
+        if nt <= _MAX_CHUNKS and math.log2(nt) + log_k + ratio_a + ratio_b <= 2 * MANTISSA:
+            terms = scratch("t", (nt, m, n))
+            for i, lo in enumerate(range(0, k, kc)):
+                np.matmul(dec_a[:, lo:lo + kc], dec_b[lo:lo + kc], out=terms[i])
+            return _round_sum(terms, m, n)
+    pl = cached_plan(opa.fmt, present_bits(hist_a), opb.fmt, present_bits(hist_b), k)
+    nt = pl.n_products
+    if pl.k_chunk < k or (nt > 1 and math.log2(nt) + log_k + ratio_a + ratio_b > 2 * MANTISSA):
+        return None
+    xs = [dec_a] if len(pl.pieces_a) == 1 else \
+        [decode(codes_a, opa.fmt, par_a, piece_table(opa.fmt, p, c), scratch(("a", i), (m, k)))[0]
+         for i, p in enumerate(pl.pieces_a)]
+    ys = [dec_b] if len(pl.pieces_b) == 1 else \
+        [decode(codes_b, opb.fmt, par_b, piece_table(opb.fmt, p), scratch(("b", i), (k, n)))[0]
+         for i, p in enumerate(pl.pieces_b)]
+    terms = scratch("t", (len(xs) * len(ys), m, n))
+    for i, (x, y) in enumerate((x, y) for x in xs for y in ys):
+        np.matmul(x, y, out=terms[i])  # each product exact (the plan's bound)
+    return _round_sum(terms, m, n)
+
+
+def _round_sum(terms: np.ndarray, m: int, n: int) -> np.ndarray:
+    """The exact sum of the float64 ``terms`` (``(nt, m, n)``; a double-double, proven exact by the caller)
+    rounded once to float32."""
+    from fp8ref.matmul._kernels import plus_zero_to_f32, sum_to_f32
+
+    res = np.empty((m, n), dtype=np.float32)
+    if terms.shape[0] == 1:
+        # + 0.0: an exact zero is +0 (a sum of -0 products may come out as -0); then the float32 conversion
+        # (round to nearest even; beyond float32's range Inf, as the IEEE conversion says)
+        plus_zero_to_f32(terms[0], res)
+    else:
+        # the exact sum as a double-double (docs/matmul.md §2.2), round to odd at 53 bits, then float32
+        sum_to_f32(terms, res)
+    return res
+
+
+def exact_mm(args: Args) -> np.ndarray:
+    """``scaled_mm(accumulate="exact")`` of the checked ``args`` (docs/matmul.md §2): the power-of-two
+    tensorwise path where it applies, else the data-dependent plan's exact products (scales folded into one
+    product where they are powers of two within the bound, else one term per K segment) and the exact
+    epilogue; NaN/Inf results from :mod:`fp8ref.matmul.specials`."""
+    from fp8ref.matmul._kernels import exact_epilogue, exact_epilogue_serial
+
+    opa, opb, sa, sb, out = args.a, args.b, args.scale_a, args.scale_b, args.out
+    bias, sr = args.bias, args.scale_result
+    m, k, n = args.shape
+
+    if sa.is_tensor and sb.is_tensor and bias is None and sr is None and out.fmt == FP32:
+        res = _tensorwise_pow2(opa, opb, float(sa.grid[0, 0]), float(sb.grid[0, 0]), m, k, n)
+        if res is not None:
+            return res
+
+    epilogue = exact_epilogue if m * n >= _PARALLEL else exact_epilogue_serial
+
+    bounds = segments(sa, sb, k)
+    ga, gb = segment_scales(sa, sb, bounds, m, n)
+    codes_a = np.ascontiguousarray(opa.codes)
+    codes_b = np.ascontiguousarray(opb.codes)
+    # reused work arrays: a fresh one's first touch (a page fault per 4 KiB) costs ten times the decode
+    dec_a, hist_a = decode(codes_a, opa.fmt, codes_a.size >= _PARALLEL, None, scratch("a", (m, k)))
+    dec_b, hist_b = decode(codes_b, opb.fmt, codes_b.size >= _PARALLEL, None, scratch("b", (k, n)))
+    pa, pb = profile(codes_a, opa.fmt, hist_a), profile(codes_b, opb.fmt, hist_b)
+    special = (pa.has_special or pb.has_special or not np.isfinite(ga).all() or not np.isfinite(gb).all()
+               or (bias is not None and not np.isfinite(bias).all()))
+    if special:
+        ga = np.where(np.isfinite(ga), ga, 0.0)
+        gb = np.where(np.isfinite(gb), gb, 0.0)
+    bias_arr = np.zeros(max(n, 1)) if bias is None else np.where(np.isfinite(bias), bias, 0.0)
+    plain_sr = sr is not None and np.isfinite(sr) and sr != 0.0
+    params = format_params(out.fmt) if sr is None or plain_sr else _FP64_PARAMS
+    res_dtype = np.float32 if out.dtype == np.float32 and params is not _FP64_PARAMS else np.float64
+    res = np.empty((m, n), dtype=res_dtype)
+    nseg = len(bounds) - 1
+    if nseg > 1 and _foldable(sa, sb, pa, pb, k):
+        # power-of-two block scales (MX, the paper's scaling biases) whose range still satisfies the
+        # float64 bound: fold them into the operands (exact) and do one product
+        scale_a, scale_b = sa.expand(m, k), sb.expand(k, n)
+        dec_a = dec_a * np.where(np.isfinite(scale_a), scale_a, 0.0)
+        dec_b = dec_b * np.where(np.isfinite(scale_b), scale_b, 0.0)
+        terms = np.matmul(dec_a, dec_b)[None]
+        epilogue(terms, np.zeros(1, np.int64), np.ones((m, 1)), np.ones((1, n)), bias_arr, bias is not None,
+                 sr if plain_sr else 1.0, plain_sr, *params, res_dtype == np.float32, False, res)
+    else:
+        rows = max(1, min(m, _ROW_BYTES // max(1, 8 * n * max(nseg, 1) * 4)))
+        for r0 in range(0, m, rows):
+            r1 = min(m, r0 + rows)
+            terms, seg = exact_terms(codes_a[r0:r1], opa.fmt, codes_b, opb.fmt, bounds, pa, pb,
+                                     dec_a[r0:r1], dec_b)
+            # one segment: the sum of its terms is a double-double, exactly, when every partial sum and the
+            # accumulated TwoSum errors are multiples of the quantum below 2^106 of it (docs/matmul.md §2.2)
+            dd = nseg == 1 and np.log2(max(terms.shape[0], 1)) + np.log2(max(k, 1)) + pa.log_ratio \
+                + pb.log_ratio <= 2 * 53
+            epilogue(terms, seg, ga[r0:r1], gb, bias_arr, bias is not None, sr if plain_sr else 1.0,
+                     plain_sr, *params, res_dtype == np.float32, bool(dd), res[r0:r1])
+    if sr is not None and not plain_sr:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            res = round_values(res / sr, out.fmt)
+    if special:
+        with np.errstate(invalid="ignore", over="ignore"):
+            ap = tables(opa.fmt)[0][opa.codes] * sa.expand(m, k)
+            bp = tables(opb.fmt)[0][opb.codes] * sb.expand(k, n)
+        from fp8ref.matmul.specials import special_results
+
+        sp = special_results(ap, bp, bias)
+        mask = sp != 0
+        if mask.any():
+            vals = sp[mask]
+            if sr is not None:
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    vals = vals / sr
+            res[mask] = round_values(vals, out.fmt)
+    return res.astype(out.dtype, copy=False)

@@ -1,8 +1,11 @@
-"""Validation and normalisation of the inputs of :func:`fp8ref.scaled_mm`.
+"""Validation and normalisation of the inputs of :func:`fp8ref.scaled_mm`, and the geometry of the scales.
 
 Operands become (codes, format, decoded float64 values); scales become a :class:`Scales` (the float32
-multipliers on their block grid and the block shape); bias becomes exact float64 values; ``out_dtype``
-becomes a :class:`~fp8ref.Format` plus the NumPy dtype of the returned array.
+multipliers on their block grid and the block shape), which also answers which multiplier an element uses
+(:meth:`Scales.at`, :meth:`Scales.expand`) and where K is cut into segments of constant scales
+(:func:`segments`, :func:`segment_scales`); bias becomes exact float64 values; ``out_dtype`` becomes a
+:class:`~fp8ref.Format` plus the NumPy dtype of the returned array. :class:`Args` holds all of them for one
+call; :mod:`fp8ref.matmul.args` builds it.
 """
 
 from __future__ import annotations
@@ -45,6 +48,37 @@ class Scales:
     @property
     def is_tensor(self) -> bool:
         return self.grid.size == 1
+
+    def at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """The multipliers of the elements ``(rows[i], cols[j])``: an array of shape (rows.size, cols.size)
+        (a read-only broadcast for a tensorwise scale)."""
+        if self.is_tensor:
+            return np.broadcast_to(self.grid.reshape(1, 1), (rows.size, cols.size))
+        return self.grid[rows // self.block[0]][:, cols // self.block[1]]
+
+    def expand(self, rows: int, cols: int) -> np.ndarray:
+        """The multiplier of every element of a (rows, cols) operand."""
+        return self.at(np.arange(rows), np.arange(cols))
+
+
+def segments(sa: Scales, sb: Scales, k: int) -> list[int]:
+    """K boundaries of the common refinement of the scale blocks along K of ``a`` and ``b``."""
+    cuts = {0, k}
+    if not sa.is_tensor:
+        cuts.update(range(0, k, sa.block[1]))
+    if not sb.is_tensor:
+        cuts.update(range(0, k, sb.block[0]))
+    return sorted(cuts) if k > 0 else [0]
+
+
+def segment_scales(sa: Scales, sb: Scales, bounds: list[int], m: int, n: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(M, S) multipliers of a per segment and (S, N) multipliers of b per segment (``bounds`` from
+    :func:`segments`)."""
+    starts = np.asarray(bounds[:-1], dtype=np.int64)
+    ga = sa.at(np.arange(m), starts)
+    gb = sb.at(starts, np.arange(n))
+    return np.ascontiguousarray(ga, dtype=np.float64), np.ascontiguousarray(gb, dtype=np.float64)
 
 
 @cache
@@ -151,40 +185,36 @@ def _scale_values(s: Any, name: str) -> np.ndarray:
 
 def a_scales(s: Any, m: int, k: int) -> Scales:
     """The granularity of ``scale_a`` for a (M, K) operand, from its shape (see docs/matmul.md)."""
-    v = _scale_values(s, "scale_a")
-    if v.size == 1:
-        return Scales(v.reshape(1, 1), (max(m, 1), max(k, 1)), "tensor")
-    shapes = [((m, 1), (1, max(k, 1)), "row"),
-              ((m, _ceil(k, BLOCK)), (1, BLOCK), "block-1x128"),
-              ((_ceil(m, BLOCK), _ceil(k, BLOCK)), (BLOCK, BLOCK), "block-128x128"),
-              ((m, _ceil(k, MX_BLOCK)), (1, MX_BLOCK), "block-1x32")]
-    for shape, block, gran in shapes:
-        if v.shape == shape:
-            return Scales(v, block, gran)
-    raise ValueError(
-        f"scale_a has shape {v.shape}, which fits no granularity for a of shape ({m}, {k}): expected a "
-        f"scalar (tensorwise), ({m}, 1) (rowwise), ({m}, {_ceil(k, BLOCK)}) (1x128 blocks along K), "
-        f"({_ceil(m, BLOCK)}, {_ceil(k, BLOCK)}) (128x128 blocks) or ({m}, {_ceil(k, MX_BLOCK)}) "
-        "(1x32 blocks along K, MX)")
+    return _granularity(s, "scale_a", "a", (m, k), [
+        ((m, 1), (1, max(k, 1)), "row", "rowwise"),
+        ((m, _ceil(k, BLOCK)), (1, BLOCK), "block-1x128", "1x128 blocks along K"),
+        ((_ceil(m, BLOCK), _ceil(k, BLOCK)), (BLOCK, BLOCK), "block-128x128", "128x128 blocks"),
+        ((m, _ceil(k, MX_BLOCK)), (1, MX_BLOCK), "block-1x32", "1x32 blocks along K, MX")])
 
 
 def b_scales(s: Any, k: int, n: int) -> Scales:
     """The granularity of ``scale_b`` for a (K, N) operand, from its shape (see docs/matmul.md)."""
-    v = _scale_values(s, "scale_b")
+    return _granularity(s, "scale_b", "b", (k, n), [
+        ((1, n), (max(k, 1), 1), "column", "rowwise, per column of b"),
+        ((_ceil(k, BLOCK), n), (BLOCK, 1), "block-128x1", "128x1 blocks along K"),
+        ((_ceil(k, BLOCK), _ceil(n, BLOCK)), (BLOCK, BLOCK), "block-128x128", "128x128 blocks"),
+        ((_ceil(k, MX_BLOCK), n), (MX_BLOCK, 1), "block-32x1", "32x1 blocks along K, MX")])
+
+
+def _granularity(s: Any, name: str, opname: str, shape: tuple[int, int],
+                 accepted: list[tuple[tuple[int, int], tuple[int, int], str, str]]) -> Scales:
+    """``Scales`` of the first ``(grid shape, block, granularity, description)`` in ``accepted`` whose grid
+    shape is that of ``s``; a scalar is tensorwise; any other shape is a ``ValueError`` listing the rule."""
+    v = _scale_values(s, name)
     if v.size == 1:
-        return Scales(v.reshape(1, 1), (max(k, 1), max(n, 1)), "tensor")
-    shapes = [((1, n), (max(k, 1), 1), "column"),
-              ((_ceil(k, BLOCK), n), (BLOCK, 1), "block-128x1"),
-              ((_ceil(k, BLOCK), _ceil(n, BLOCK)), (BLOCK, BLOCK), "block-128x128"),
-              ((_ceil(k, MX_BLOCK), n), (MX_BLOCK, 1), "block-32x1")]
-    for shape, block, gran in shapes:
-        if v.shape == shape:
+        return Scales(v.reshape(1, 1), (max(shape[0], 1), max(shape[1], 1)), "tensor")
+    for grid, block, gran, _ in accepted:
+        if v.shape == grid:
             return Scales(v, block, gran)
-    raise ValueError(
-        f"scale_b has shape {v.shape}, which fits no granularity for b of shape ({k}, {n}): expected a "
-        f"scalar (tensorwise), (1, {n}) (rowwise, per column of b), ({_ceil(k, BLOCK)}, {n}) (128x1 blocks "
-        f"along K), ({_ceil(k, BLOCK)}, {_ceil(n, BLOCK)}) (128x128 blocks) or ({_ceil(k, MX_BLOCK)}, {n}) "
-        "(32x1 blocks along K, MX)")
+    listed = [f"({g[0]}, {g[1]}) ({desc})" for g, _, _, desc in accepted]
+    raise ValueError(f"{name} has shape {v.shape}, which fits no granularity for {opname} of shape "
+                     f"({shape[0]}, {shape[1]}): expected a scalar (tensorwise), {', '.join(listed[:-1])} or "
+                     f"{listed[-1]}")
 
 
 # ---- bias and output ---------------------------------------------------------------------------------
@@ -231,3 +261,25 @@ def _output(out_dtype: Any) -> Output:
 
 def is_fp8(f: Format) -> bool:
     return f.bits <= 8
+
+
+@dataclass(frozen=True)
+class Args:
+    """The checked, normalised arguments of one ``scaled_mm`` call (:func:`fp8ref.matmul.args.parse`).
+
+    ``bias``: exact float64 values or None; ``scale_result``: the float32 divisor as a float, or None (also
+    when a wide output under ``strict_torch`` ignores it, as torch does)."""
+
+    a: Operand
+    b: Operand
+    scale_a: Scales
+    scale_b: Scales
+    out: Output
+    bias: np.ndarray | None
+    scale_result: float | None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(M, K, N)."""
+        m, k = self.a.codes.shape
+        return m, k, self.b.codes.shape[1]

@@ -41,21 +41,13 @@ def _f32(x: Any) -> np.ndarray:
 def fma32(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
     """float32 ``x * y + z`` with one rounding (an FFMA): the product of two float32 numbers is exact in
     float64, the sum is made exact with TwoSum, rounded to odd in float64 and then to float32 (a correct
-    single rounding, Boldo & Melquiond 2008)."""
-    x64, y64, z64 = (np.asarray(v, dtype=np.float64) for v in (x, y, z))
-    with np.errstate(invalid="ignore", over="ignore"):
-        p = x64 * y64
-        s = p + z64
-        bb = s - p
-        e = (p - (s - bb)) + (z64 - bb)
-        finite = np.isfinite(s)
-        e = np.where(finite, e, 0.0)
-        bits = s.view(np.int64)
-        need = (e != 0) & ((bits & 1) == 0)
-        away = (e > 0) == (s > 0)
-        stepped = np.where(away, bits + 1, bits - 1).view(np.float64)
-        ro = np.where(need, stepped, s)
-        return ro.astype(np.float32)
+    single rounding, Boldo & Melquiond 2008; :func:`fp8ref.matmul._kernels.fma32_flat`)."""
+    from fp8ref.matmul._kernels import fma32_flat
+
+    xs, ys, zs = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (x, y, z)))
+    out = np.empty(xs.shape, dtype=np.float32)
+    fma32_flat(*(np.ascontiguousarray(v).ravel() for v in (xs, ys, zs)), out.reshape(-1))
+    return out
 
 
 def epilogue_constant(acc32: np.ndarray, sa: inp.Scales, sb: inp.Scales, m: int, n: int) -> np.ndarray:
@@ -70,19 +62,20 @@ def epilogue_constant(acc32: np.ndarray, sa: inp.Scales, sb: inp.Scales, m: int,
         return row * (col * acc32)
 
 
-def model_mm(model: Any, opa: inp.Operand, opb: inp.Operand, sa: inp.Scales, sb: inp.Scales,
-             bias: np.ndarray | None, sr: float | None, out: inp.Output, m: int, k: int, n: int
-             ) -> np.ndarray:
-    from fp8ref.matmul.api import segment_scales, segments
-
+def model_mm(model: Any, args: inp.Args) -> np.ndarray:
+    """``scaled_mm`` of the checked ``args`` with the accumulator values of ``model``, then the float32
+    epilogue (docs/matmul.md §3)."""
+    opa, opb, sa, sb, out = args.a, args.b, args.scale_a, args.scale_b, args.out
+    bias, sr = args.bias, args.scale_result
+    m, k, n = args.shape
     A = inp.tables(opa.fmt)[0][opa.codes]
     B = inp.tables(opb.fmt)[0][opb.codes]
-    bounds = segments(sa, sb, k)
+    bounds = inp.segments(sa, sb, k)
     if len(bounds) <= 2:
         acc = np.asarray(model.gemm(A, B), dtype=np.float64).reshape(m, n)
         t = epilogue_constant(acc.astype(np.float32), sa, sb, m, n)
     else:
-        ga, gb = segment_scales(sa, sb, bounds, m, n)
+        ga, gb = inp.segment_scales(sa, sb, bounds, m, n)
         t = np.zeros((m, n), dtype=np.float32)
         for s in range(len(bounds) - 1):
             lo, hi = bounds[s], bounds[s + 1]

@@ -12,28 +12,19 @@ from fractions import Fraction
 
 import numpy as np
 
-from fp8ref.formats import Format, floor_log2, pow2
+from fp8ref.formats import Format
+from fp8ref.rounding import INF, NAN, NEAREST_EVEN, round_rational, target
 
 
 def round_exact(x: Fraction, fmt: Format) -> float:
     """Round the rational ``x`` once to nearest even into ``fmt`` (IEEE overflow rule: beyond ``fmt.max``
     after rounding with unbounded exponent -> Inf if the format has it, else NaN). Returns a float; an
-    exact zero is +0, a nonzero value that rounds to zero keeps its sign where the format has -0."""
+    exact zero is +0, a nonzero value that rounds to zero keeps its sign where the format has -0.
+    The rounding is :func:`fp8ref.rounding.round_rational`."""
     if x == 0:
         return 0.0
-    a = abs(x)
-    e = max(floor_log2(a), fmt.emin)
-    q = pow2(e - fmt.mbits)
-    n = a / q
-    fl = n.numerator // n.denominator
-    rem = n - fl
-    if rem > Fraction(1, 2) or (rem == Fraction(1, 2) and fl % 2 == 1):
-        fl += 1
-    r = fl * q
-    if r > fmt.max_exact:
-        val = math.inf if fmt.has_inf else math.nan
-    else:
-        val = float(r)
+    r = round_rational(x, target(fmt), NEAREST_EVEN, INF if fmt.has_inf else NAN)
+    val = abs(float(r))
     if x < 0 and (val != 0 or fmt.has_negative_zero):
         return -val
     return val

@@ -148,7 +148,7 @@ class Kind:
         raise NotImplementedError
 
     def validate(self, sweep: Any, cells: list[Any]) -> None:
-        from fp8ref.sweep.spec import SpecError
+        from fp8ref.sweep.errors import SpecError
 
         opts = self.options()
         keys = list(sweep.fixed) + [k for g in sweep.grid for k in g]

@@ -16,12 +16,14 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fp8ref.outputs import UsageError, check_output_dir
 from fp8ref.sweep import results as rs
 from fp8ref.sweep.cell import Task, execute
-from fp8ref.sweep.spec import Cell, Sweep
+
+if TYPE_CHECKING:  # the spec calls this runner (Sweep.run): a type-only import, no cycle at run time
+    from fp8ref.sweep.spec import Cell, Sweep
 
 __all__ = ["run", "default_folder", "connect"]
 
@@ -226,7 +228,7 @@ def run(
     if resume:
         if not rs.is_sweep_folder(out):
             raise UsageError(f"{out}: not a sweep folder (no {rs.SPEC} and {rs.STATE}/)")
-        saved = Sweep.from_toml(out / rs.SPEC)
+        saved = type(sweep).from_toml(out / rs.SPEC)
         if (saved.kind, saved.grid, saved.fixed) != (sweep.kind, sweep.grid, sweep.fixed):
             raise UsageError(
                 f"{out} holds another sweep than the one given (its {rs.SPEC} differs); resume it with "

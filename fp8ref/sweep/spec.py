@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from fp8ref.outputs import UsageError
+from fp8ref.sweep.errors import SpecError
 
 __all__ = ["Sweep", "Cell", "SpecError", "KINDS", "cell_name", "dumps_toml", "load_toml"]
 
@@ -32,10 +32,6 @@ Scalar = str | int | float | bool
 _SAFE = re.compile(r"^[A-Za-z0-9+-][A-Za-z0-9._+-]{0,39}$")
 _UNSAFE_RUN = re.compile(r"[^A-Za-z0-9.+-]+")
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-class SpecError(UsageError):
-    """A sweep specification that cannot run: the message names the key, the axis or the cell."""
 
 
 def _key(name: str) -> str:

@@ -16,17 +16,7 @@ from typing import Any
 import numpy as np
 
 from fp8ref.models.bert import LINEAR_KINDS
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    return plt
+from fp8ref.nn.plots import pyplot
 
 
 def _num(v: Any) -> float:
@@ -34,7 +24,7 @@ def _num(v: Any) -> float:
 
 
 def plot_embed(path: str | Path, report: dict[str, Any]) -> Path | None:
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None or not report["runs"]:
         return None
     runs = report["runs"]
@@ -117,7 +107,7 @@ def plot_embed(path: str | Path, report: dict[str, Any]) -> Path | None:
 
 
 def plot_ptq(path: str | Path, res: dict[str, Any]) -> Path | None:
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None:
         return None
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))

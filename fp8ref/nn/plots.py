@@ -34,7 +34,8 @@ ROLE_STYLE = {  # colour and line width: the widest is drawn first, so coincidin
 ROLE_NAMES = {"w": "w (weight)", "x": "x (activation)", "g": "g (gradient)"}
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend, or ``None`` when matplotlib is not installed."""
     try:
         import matplotlib
 
@@ -75,7 +76,7 @@ def loss_figure(
     runs: Sequence[tuple[str, list[dict[str, Any]]]], best: float | None = None, title: str = ""
 ) -> Any:
     """The figure of ``loss.png`` / ``loss_curves.png`` (see the module docstring), or ``None``."""
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None or not runs:
         return None
     compare = len(runs) > 1
@@ -145,7 +146,7 @@ def plot_losses(
     title: str = "",
 ) -> Path | None:
     fig = loss_figure(runs, best, title)
-    return None if fig is None else _save(_pyplot(), fig, path)
+    return None if fig is None else _save(pyplot(), fig, path)
 
 
 def _summary(v: np.ndarray) -> str:
@@ -160,7 +161,7 @@ def _summary(v: np.ndarray) -> str:
 
 def scale_bias_figure(recs: list[dict[str, Any]], title: str = "") -> Any:
     """The figure of ``scale_bias.png`` (see the module docstring), or ``None`` without scale biases."""
-    plt = _pyplot()
+    plt = pyplot()
     sb = [(r["step"], r["scale_bias"]) for r in recs if "scale_bias" in r]
     if plt is None or not sb:
         return None
@@ -210,12 +211,12 @@ def scale_bias_figure(recs: list[dict[str, Any]], title: str = "") -> Any:
 def plot_scale_bias(path: str | Path, recs: list[dict[str, Any]], title: str = "") -> Path | None:
     """``scale_bias.png``: each FP8 layer's w, x and g scaling bias against the step."""
     fig = scale_bias_figure(recs, title)
-    return None if fig is None else _save(_pyplot(), fig, path)
+    return None if fig is None else _save(pyplot(), fig, path)
 
 
 def ptq_figure(res: dict[str, Any]) -> Any:
     """The figure of ``ptq_loss_vs_bias.png`` (see the module docstring), or ``None``."""
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None:
         return None
     b = np.array([int(k) for k in res["cscale"]])
@@ -275,4 +276,4 @@ def ptq_figure(res: dict[str, Any]) -> Any:
 
 def plot_ptq(path: str | Path, res: dict[str, Any]) -> Path | None:
     fig = ptq_figure(res)
-    return None if fig is None else _save(_pyplot(), fig, path)
+    return None if fig is None else _save(pyplot(), fig, path)

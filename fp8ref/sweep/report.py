@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from fp8ref.nn.plots import pyplot
 from fp8ref.outputs import UsageError
 from fp8ref.sweep import results as rs
 from fp8ref.sweep.spec import Cell, Sweep
@@ -175,17 +176,6 @@ def _train_md(groups: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
 
 
 # ---- figures -----------------------------------------------------------------------------------------------
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    return plt
-
-
 def _band(ax: Any, losses: list[float], color: str, label: str, hatch: str | None = None) -> None:
     mean, _, lo, hi = _stats(losses)
     if hi > lo:
@@ -196,7 +186,7 @@ def _band(ax: Any, losses: list[float], color: str, label: str, hatch: str | Non
 def plot_train(path: Path, groups: list[dict[str, Any]], title: str) -> Path | None:
     """The paper's figure (see the module docstring). Format families are drawn side by side (their points
     shifted by a fraction of a bias step) so that equal losses do not hide each other."""
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None:
         return None
     panels = sorted({g["panel"] for g in groups})
@@ -302,7 +292,7 @@ def plot_train(path: Path, groups: list[dict[str, Any]], title: str) -> Path | N
 
 def plot_ptq(path: Path, cells: list[Cell], recs: dict[str, dict[str, Any]], axes: list[str]) -> Path | None:
     """Loss against the CSCALE bias per (checkpoint, formats, other axes), fp32 and AMAX as lines."""
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None:
         return None
     series: dict[str, dict[str, Any]] = {}
@@ -365,7 +355,7 @@ def plot_pass_fail(
 ) -> Path | None:
     """A grid of cells, coloured pass (green), fail (red), failed to run (grey), not run (white): rows and
     columns are the two axes when the sweep has two, else one row per cell."""
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None or not cells:
         return None
     colour = {"pass": "#4caf50", "fail": "#e53935", "error": "#9e9e9e", "missing": "#ffffff"}
@@ -516,7 +506,7 @@ def write_report(out: str | Path) -> list[Path]:
     if figure is not None:
         md += [f"![figure]({figure.name})", ""]
         written.append(figure)
-    elif _pyplot() is None:
+    elif pyplot() is None:
         md += ["(figures need matplotlib: pip install 'fp8ref[plot]')", ""]
     (dest / "summary.md").write_text("\n".join(md), encoding="utf-8")
     written.insert(1, dest / "summary.md")

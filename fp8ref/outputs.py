@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -91,4 +92,17 @@ def check_output_file(path: str | os.PathLike[str], *, overwrite: bool = True) -
     return p
 
 
-__all__ = ["UsageError", "OutputError", "describe_os_error", "check_output_dir", "check_output_file"]
+def new_folder(root: str | os.PathLike[str], label: str) -> Path:
+    """A folder name not yet taken: ``root/<YYYYmmdd-HHMMSS>-<label>``, else ``...-<label>-2``, ``-3``...
+    (creates nothing)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = Path(root) / f"{stamp}-{label}"
+    n = 1
+    while folder.exists():
+        n += 1
+        folder = Path(root) / f"{stamp}-{label}-{n}"
+    return folder
+
+
+__all__ = ["UsageError", "OutputError", "describe_os_error", "check_output_dir", "check_output_file",
+           "new_folder"]

@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 from fp8ref.nn.atomic import atomic_write
-from fp8ref.outputs import UsageError, check_output_dir
+from fp8ref.outputs import UsageError, check_output_dir, new_folder
 
 
 def register(subparsers: Any) -> None:
@@ -144,15 +143,7 @@ def _recipes(text: str, formats: str) -> list[str]:
 
 
 def _folder(out: str | None, label: str) -> Path:
-    if out is not None:
-        return check_output_dir(out)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    p = Path("runs") / f"{stamp}-{label}"
-    n = 1
-    while p.exists():
-        n += 1
-        p = Path("runs") / f"{stamp}-{label}-{n}"
-    return check_output_dir(p)
+    return check_output_dir(out if out is not None else new_folder("runs", label))
 
 
 def _sentences(path: str | None) -> Any:

@@ -11,7 +11,6 @@ turns arguments into these calls and prints.
 from __future__ import annotations
 
 import shlex
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from fp8ref.nn import compare as cmp
 from fp8ref.nn.config import TrainConfig
 from fp8ref.nn.runfolder import CONFIG, RunFolder, create_comparison, find_runs, read_config, refuse_existing
 from fp8ref.nn.train import check_config
-from fp8ref.outputs import UsageError, check_output_dir
+from fp8ref.outputs import UsageError, check_output_dir, new_folder
 
 
 @dataclass(frozen=True)
@@ -74,16 +73,7 @@ class TrainJob:
 
 def fresh_folder(out: str | Path | None, label: str) -> Path:
     """``out``, or a new ``runs/<YYYYmmdd-HHMMSS>-<label>`` (``-2``, ``-3``... when taken)."""
-    if out is not None:
-        return Path(out)
-    root = Path("runs")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    folder = root / f"{stamp}-{label}"
-    n = 1
-    while folder.exists():
-        n += 1
-        folder = root / f"{stamp}-{label}-{n}"
-    return folder
+    return Path(out) if out is not None else new_folder("runs", label)
 
 
 def new_job(base: TrainConfig, specs: Sequence[str], *, comparison: bool, out: str | Path | None) -> TrainJob:

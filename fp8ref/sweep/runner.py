@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fp8ref.outputs import UsageError, check_output_dir
+from fp8ref.outputs import UsageError, check_output_dir, new_folder
 from fp8ref.sweep import results as rs
 from fp8ref.sweep.cell import Task, execute
 
@@ -30,13 +30,7 @@ __all__ = ["run", "default_folder", "connect"]
 
 def default_folder(label: str) -> Path:
     """``sweeps/<YYYYmmdd-HHMMSS>-<label>`` (a new name)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = Path("sweeps") / f"{stamp}-{label}"
-    n = 1
-    while out.exists():
-        n += 1
-        out = Path("sweeps") / f"{stamp}-{label}-{n}"
-    return out
+    return new_folder("sweeps", label)
 
 
 def connect(

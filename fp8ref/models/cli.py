@@ -295,13 +295,9 @@ def infer_model_main(args: argparse.Namespace) -> int:
 
 
 def _span(biases: list[int] | None, swept: list[int]) -> str:
-    if biases is None:
-        return "- (the sentences have no topics)"
-    if not biases:
-        return "empty"
-    i = swept.index(biases[0])
-    run = swept[i : i + len(biases)] == biases
-    return f"biases {biases[0]} .. {biases[-1]}" + ("" if run else f" (not contiguous: {biases})")
+    from fp8ref.nn.infer import describe_biases
+
+    return "- (the sentences have no topics)" if biases is None else describe_biases(biases, swept)
 
 
 def format_ptq(res: dict[str, Any]) -> str:

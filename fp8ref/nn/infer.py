@@ -122,7 +122,7 @@ def evaluate_ptq(
     }
 
 
-def _describe(biases: list[int], swept: list[int]) -> str:
+def describe_biases(biases: list[int], swept: list[int]) -> str:
     """``biases LO .. HI``, with the full list when the biases are not one run of the swept ones."""
     if not biases:
         return "empty"
@@ -147,9 +147,9 @@ def format_report(res: dict[str, Any]) -> str:
         ok = "yes" if v <= ref * (1 + tol) else "no"
         lines.append(f"{'fp8-cscale:' + b:<16}{v:>10.4f}{v / ref:>9.4f}  {ok}")
     swept = [int(b) for b in res["cscale"]]
-    win = _describe(res["window"], swept)
+    win = describe_biases(res["window"], swept)
     if not res["window"]:
         win += " -- no constant bias keeps the loss that close to fp32"
     lines.append(f"CSCALE window (loss within {pct} of fp32): {win}")
-    lines.append(f"CSCALE plateau (loss within {pct} of FP8-AMAX): {_describe(res['plateau'], swept)}")
+    lines.append(f"CSCALE plateau (loss within {pct} of FP8-AMAX): {describe_biases(res['plateau'], swept)}")
     return "\n".join(lines)

@@ -147,6 +147,11 @@ class Logs:
         self._timing.flush()
 
 
+def _member(name: str) -> property:
+    """The read-only attribute ``folder.path / name`` of a :class:`RunFolder`."""
+    return property(lambda self: self.path / name, doc=f"``path / {name!r}``")
+
+
 class RunFolder:
     """The files of one run (see the module docstring). ``RunFolder(path)`` only names the folder;
     :meth:`create` and :meth:`open` check it."""
@@ -157,25 +162,11 @@ class RunFolder:
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
 
-    @property
-    def config_path(self) -> Path:
-        return self.path / CONFIG
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / METRICS
-
-    @property
-    def timing_path(self) -> Path:
-        return self.path / TIMING
-
-    @property
-    def summary_path(self) -> Path:
-        return self.path / SUMMARY
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / CHECKPOINTS
+    config_path = _member(CONFIG)
+    metrics_path = _member(METRICS)
+    timing_path = _member(TIMING)
+    summary_path = _member(SUMMARY)
+    checkpoints = _member(CHECKPOINTS)
 
     # ---- create / open ----------------------------------------------------------------------------------
     @classmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -55,16 +55,26 @@ def _running(pid: int) -> bool:
     return True
 
 
+def matching_files(
+    folder: str | os.PathLike[str], pattern: re.Pattern[str]
+) -> Iterator[tuple[re.Match[str], Path]]:
+    """``(match, path)`` of every entry of ``folder`` whose name ``pattern`` matches (none when ``folder`` is
+    not a folder), in directory order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for p in folder.iterdir():
+        m = pattern.match(p.name)
+        if m is not None:
+            yield m, p
+
+
 def stale_temporaries(folder: str | os.PathLike[str], name: Callable[[str], bool]) -> list[Path]:
     """The leftover temporary files in ``folder``: regular files (not links) named ``NAME.tmp-<pid>`` with
     ``name(NAME)`` true and no running process ``<pid>``, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
     out = []
-    for p in folder.iterdir():
-        m = _TMP.match(p.name)
-        if m is None or not name(m.group("name")) or p.is_symlink() or not p.is_file():
+    for m, p in matching_files(folder, _TMP):
+        if not name(m.group("name")) or p.is_symlink() or not p.is_file():
             continue
         if not _running(int(m.group("pid"))):
             out.append(p)

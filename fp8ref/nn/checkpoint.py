@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from fp8ref.nn.atomic import atomic_write, stale_temporaries
+from fp8ref.nn.atomic import atomic_write, matching_files, stale_temporaries
 
 VERSION = 1
 _NAME = re.compile(r"^step_(\d{7})\.npz$")
@@ -140,15 +140,7 @@ def stale_writes(folder: str | Path) -> list[Path]:
 
 def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
     """``(step, path)`` of every ``step_NNNNNNN.npz`` in ``folder``, by step."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    out = []
-    for p in folder.iterdir():
-        m = _NAME.match(p.name)
-        if m:
-            out.append((int(m.group(1)), p))
-    return sorted(out)
+    return sorted((int(m.group(1)), p) for m, p in matching_files(folder, _NAME))
 
 
 def latest(folder: str | Path) -> Path | None:

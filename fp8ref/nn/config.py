@@ -24,6 +24,8 @@ DEFAULT_COMPARE: tuple[str, ...] = ("fp32", "fp8-amax", "fp8-cscale")
 _SPEC = re.compile(r"^(fp32|fp8-amax|fp8-cscale|fp8-delayed|fp8-current)(?::(-?\d+))?$")
 
 
+# the model's shape and the schedule's lengths: int fields, each >= 1
+_SIZES = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "steps", "warmup")
 # the kind of every TrainConfig field (checked in __post_init__; config.json is hostile input)
 _KINDS: dict[str, str] = {
     **dict.fromkeys(("recipe", "formats", "backend", "preset", "loss_scale"), "str"),
@@ -35,13 +37,7 @@ _KINDS: dict[str, str] = {
             "bias",
             "grad_margin",
             "delayed_history",
-            "n_layer",
-            "n_head",
-            "n_embd",
-            "block_size",
-            "batch_size",
-            "steps",
-            "warmup",
+            *_SIZES,
             "seed",
             "data_seed",
             "corpus_bytes",
@@ -53,13 +49,7 @@ _KINDS: dict[str, str] = {
     ),
 }
 _POSITIVE = (
-    "n_layer",
-    "n_head",
-    "n_embd",
-    "block_size",
-    "batch_size",
-    "steps",
-    "warmup",
+    *_SIZES,
     "eval_every",
     "eval_batches",
     "checkpoint_every",

@@ -37,6 +37,17 @@ B_GRANULARITIES = ("tensor", "column", "block-128x1", "block-128x128", "block-32
 GRANULARITIES = tuple(dict.fromkeys(A_GRANULARITIES + B_GRANULARITIES))
 
 
+def _format_argument(fmt: Any) -> Format:
+    """The format ``fmt`` names; a bad one is a ``TypeError`` / ``ValueError`` that starts ``fmt:``, as in
+    ``fp8ref.quantize``."""
+    try:
+        return _resolve_format(fmt)
+    except TypeError as exc:
+        raise TypeError(f"fmt: {exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"fmt: {exc}") from None
+
+
 class Unsupported(Exception):
     """The backend cannot run this combination of operation and parameters.
 
@@ -180,12 +191,7 @@ class Backend:
     def check_format(self, op: str, fmt: Any) -> Format:
         """Resolve ``fmt`` (``ValueError`` / ``TypeError`` naming ``fmt`` if bad); :class:`Unsupported` if
         it is not in ``capabilities.formats``."""
-        try:
-            f = _resolve_format(fmt)
-        except TypeError as exc:
-            raise TypeError(f"fmt: {exc}") from None
-        except ValueError as exc:
-            raise ValueError(f"fmt: {exc}") from None
+        f = _format_argument(fmt)
         if f.name not in self.capabilities.formats:
             raise self.unsupported(op, f"format {f.name} not supported (supported: "
                                        f"{', '.join(self.capabilities.formats) or 'none'})")
@@ -199,12 +205,7 @@ class Backend:
         Returns the resolved format."""
         from fp8ref.cast.oracle import ROUNDING_MODES, STOCHASTIC_MODES
 
-        try:
-            f = _resolve_format(fmt)
-        except TypeError as exc:
-            raise TypeError(f"fmt: {exc}") from None
-        except ValueError as exc:
-            raise ValueError(f"fmt: {exc}") from None
+        f = _format_argument(fmt)
         if rounding not in ROUNDING_MODES:
             raise ValueError(f"rounding must be one of {ROUNDING_MODES}, got {rounding!r}")
         if not isinstance(saturate, (bool, np.bool_)):

@@ -162,17 +162,13 @@ def _ops(backend: str | None) -> Any:
     if backend is None:
         return None
     from fp8ref.backends import get
+    from fp8ref.nn.fp8 import require_linear_ops
 
     try:
         be = get(backend)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    caps = getattr(be, "capabilities", None)
-    missing = [op for op in ("amax", "quantize", "scaled_mm") if caps is not None and op not in caps.ops]
-    if missing:
-        raise UsageError(
-            f"--backend {backend} does not implement {', '.join(missing)}, which the FP8 linear layers need"
-        )
+    require_linear_ops(be, backend)
     return be
 
 

@@ -103,6 +103,19 @@ def check_accumulate(accumulate: Any, formats: str) -> None:
             ) from None
 
 
+def require_linear_ops(ops: Any, backend: str) -> None:
+    """Refuse (``UsageError``) the ops object of ``--backend backend`` when its ``capabilities`` lack an
+    operation :class:`FP8Linear` calls (amax, quantize, scaled_mm)."""
+    from fp8ref.outputs import UsageError
+
+    caps = getattr(ops, "capabilities", None)
+    missing = [op for op in ("amax", "quantize", "scaled_mm") if caps is not None and op not in caps.ops]
+    if missing:
+        raise UsageError(
+            f"--backend {backend} does not implement {', '.join(missing)}, which the FP8 linear layers need"
+        )
+
+
 class NonFiniteError(FloatingPointError):
     """A tensor about to be cast to FP8 holds a NaN or an infinity; ``where`` names layer and tensor."""
 

@@ -104,5 +104,11 @@ def new_folder(root: str | os.PathLike[str], label: str) -> Path:
     return folder
 
 
-__all__ = ["UsageError", "OutputError", "describe_os_error", "check_output_dir", "check_output_file",
-           "new_folder"]
+__all__ = [
+    "UsageError",
+    "OutputError",
+    "describe_os_error",
+    "check_output_dir",
+    "check_output_file",
+    "new_folder",
+]

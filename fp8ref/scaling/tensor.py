@@ -39,7 +39,10 @@ class ScaledTensor:
       bias 0 there; use ``scale`` / ``scale_codes`` for them.
     - ``block``: ``(br, bc)``; per tensor the shape ``S`` itself.
     - ``granularity``: ``"tensor"``, ``"row"``, ``"column"``, ``"block"`` or ``"mx"``.
-    - ``scale_codes``: MX only, uint8 E8M0 codes of the scales.
+    - ``scale_codes``: uint8 codes of the block scales in the recipe's scale format (E8M0 for MX, E4M3 for
+      NVFP4), shape of ``scale``; required for MX, else ``None`` where the scales are plain float32.
+    - ``global_scale``: the float32 per-tensor **decode** multiplier of two-level scaling (NVFP4), applied
+      after the block scale (``x ~= dequantize(codes) * scale * global_scale``), else ``None``.
 
     Added fields: ``quant_scale`` (float32, the multiplier applied to ``x`` before the cast, same shape as
     ``scale``), ``amax`` (float32 amax per block of the input, or ``None``), ``state`` (the recipe state
@@ -57,6 +60,7 @@ class ScaledTensor:
     quant_scale: np.ndarray | None = None
     amax: np.ndarray | None = None
     state: Any = None
+    global_scale: np.float32 | None = None
 
     def __post_init__(self) -> None:
         codes = np.asarray(self.codes)
@@ -101,6 +105,11 @@ class ScaledTensor:
                 object.__setattr__(self, name, v)
         if self.granularity == "mx" and self.scale_codes is None:
             raise ValueError("MX scaling needs scale_codes")
+        if self.global_scale is not None:
+            g = np.asarray(self.global_scale)
+            if g.shape != () or g.dtype.kind not in "fiu" or g.dtype == np.bool_:
+                raise ValueError(f"global_scale must be a real scalar or None, got {self.global_scale!r}")
+            object.__setattr__(self, "global_scale", np.float32(g))
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -117,7 +126,8 @@ class ScaledTensor:
 
     def dequantize(self, dtype: Any = np.float32) -> np.ndarray:
         """``dequantize(codes) * scale`` per element, multiplied in float64 and rounded once to ``dtype``
-        (float32 or float64). NaN codes and NaN scales give NaN."""
+        (float32 or float64); with a ``global_scale`` the product of the block scale and it is formed in
+        float64 too (exact for float32 operands). NaN codes and NaN scales give NaN."""
         from fp8ref.cast import dequantize
 
         dt = np.dtype(dtype)
@@ -125,7 +135,10 @@ class ScaledTensor:
             raise ValueError(f"dtype must be float32 or float64, got {dt}")
         v = dequantize(self.codes, self.fmt, dtype=np.float64)
         with np.errstate(invalid="ignore", over="ignore"):
-            out = v * self.expand().astype(np.float64)
+            scale = self.expand().astype(np.float64)
+            if self.global_scale is not None:
+                scale = scale * np.float64(self.global_scale)
+            out = v * scale
             return out.astype(dt)
 
     def __repr__(self) -> str:

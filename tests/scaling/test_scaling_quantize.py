@@ -351,3 +351,18 @@ def test_empty_input():
     assert st_.codes.shape == (0, 8) and st_.scale.shape == (0, 1)
     st_ = quantize_scaled(np.zeros(0, np.float32), E4M3, JustInTime())
     assert st_.codes.shape == (0,) and int(st_.bias) == 31
+
+
+def test_scaled_tensor_global_scale_is_applied_after_the_block_scale():
+    """Two-level scaling (NVFP4): value = dequantize(code) * block scale * global scale, one rounding."""
+    c = np.full((2, 16), 0x38, np.uint8)                    # E4M3 1.0
+    scale = np.array([[3.0], [0.5]], np.float32)
+    st_ = ScaledTensor(c, E4M3, scale, block=(1, 16), granularity="block", global_scale=1 / 3)
+    assert isinstance(st_.global_scale, np.float32)
+    g = np.float64(np.float32(1 / 3))
+    want = np.float32(np.repeat(scale.astype(np.float64) * g, 16, axis=1))
+    np.testing.assert_array_equal(st_.dequantize(), want)
+    assert ScaledTensor(c, E4M3, scale, block=(1, 16), granularity="block").global_scale is None
+    for bad in ("x", [1.0, 2.0], True):
+        with pytest.raises(ValueError, match="global_scale"):
+            ScaledTensor(c, E4M3, scale, block=(1, 16), granularity="block", global_scale=bad)

@@ -31,7 +31,7 @@ import fp8ref
 from fp8ref.conform.cases import plan
 from fp8ref.conform.execute import InProcess, Lost, Outcome, describe_exception, run_case
 from fp8ref.conform.isolate import DEFAULT_TIMEOUT, BackendSpec, Isolated
-from fp8ref.conform.score import Element, categorize, pick_worst, score
+from fp8ref.conform.score import Differences, Element, Score, categorize, pick_worst, score
 from fp8ref.golden import manifest as mf
 from fp8ref.golden.io import LoadedCase, load_case
 from fp8ref.golden.ops import ALL_SUITES, compute
@@ -39,23 +39,20 @@ from fp8ref.golden.ops import ALL_SUITES, compute
 __all__ = ["CaseResult", "SuiteSummary", "ConformReport", "run", "categorize", "Element", "pick_worst"]
 
 
-@dataclass
-class CaseResult:
+@dataclass(kw_only=True)
+class CaseResult(Score):
+    """One case's outcome: its :class:`Score` fields (``status`` also "skipped" or "error"), and why."""
+
     id: str
     suite: str
     op: str
-    status: str  # "exact", "within", "fail", "skipped", "error"
     reason: str = ""
-    elements: int = 0
-    exact: int = 0
-    max_ulps: float = 0.0
-    histogram: dict[str, int] = field(default_factory=dict)
-    categories: dict[str, int] = field(default_factory=dict)
-    worst: list[Element] = field(default_factory=list)
 
 
 @dataclass
-class SuiteSummary:
+class SuiteSummary(Differences):
+    """A suite's cases counted by status, their elements, and the merged :class:`Differences`."""
+
     suite: str
     cases: int = 0
     exact: int = 0
@@ -65,9 +62,6 @@ class SuiteSummary:
     errors: int = 0
     elements: int = 0
     exact_elements: int = 0
-    histogram: dict[str, int] = field(default_factory=dict)
-    categories: dict[str, int] = field(default_factory=dict)
-    worst: list[Element] = field(default_factory=list)
 
 
 @dataclass
@@ -159,7 +153,7 @@ def _run(executor: Any, root: Path, entries: list[dict[str, Any]], not_run: dict
     for entry in entries:
         s = entry["suite"]
         case = load_case(root, entry)  # SetError propagates: a corrupt set is not a backend failure
-        res = CaseResult(case.id, s, case.op, "error")
+        res = CaseResult(id=case.id, suite=s, op=case.op, status="error")
         params = dict(case.params)
         scored = True
         if case.op == "scaled_mm" and not selectable:
@@ -239,8 +233,4 @@ def _add(s: SuiteSummary, r: CaseResult, keep: int) -> None:
     s.errors += r.status == "error"
     s.elements += r.elements
     s.exact_elements += r.exact
-    for k, v in r.histogram.items():
-        s.histogram[k] = s.histogram.get(k, 0) + v
-    for k, v in r.categories.items():
-        s.categories[k] = s.categories.get(k, 0) + v
-    s.worst = pick_worst(s.worst + r.worst, keep)
+    s.add_differences(r, keep)

@@ -18,7 +18,8 @@ import fp8ref
 from fp8ref.conform.ulps import distance, histogram
 from fp8ref.golden.io import LoadedCase
 
-__all__ = ["Element", "Score", "CATEGORIES", "categorize", "categorize_many", "score", "pick_worst"]
+__all__ = ["Element", "Differences", "Score", "CATEGORIES", "categorize", "categorize_many", "score",
+           "pick_worst"]
 
 #: the categories, in the order their rules are tested
 CATEGORIES = ("nan_payload", "nan_vs_number", "double_rounding", "overflow", "signed_zero", "subnormal",
@@ -196,16 +197,30 @@ def categorize_many(case: LoadedCase, out_name: str, expected: np.ndarray, got: 
 
 
 @dataclass
-class Score:
+class Differences:
+    """How the differing elements of one case, or of all cases of a suite, are spread: the ulp histogram,
+    the count per deviation category and the worst elements (keyword-only fields, after a subclass's own)."""
+
+    histogram: dict[str, int] = field(default_factory=dict, kw_only=True)
+    categories: dict[str, int] = field(default_factory=dict, kw_only=True)
+    worst: list[Element] = field(default_factory=list, kw_only=True)
+
+    def add_differences(self, other: Differences, keep: int) -> None:
+        """Merge ``other``'s histogram and category counts into these; keep the ``keep`` worst of both."""
+        for mine, theirs in ((self.histogram, other.histogram), (self.categories, other.categories)):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + v
+        self.worst = pick_worst(self.worst + other.worst, keep)
+
+
+@dataclass
+class Score(Differences):
     """What :func:`score` finds in one case's outputs."""
 
     status: str  # "exact", "within" or "fail"
     elements: int = 0
     exact: int = 0
     max_ulps: float = 0.0
-    histogram: dict[str, int] = field(default_factory=dict)
-    categories: dict[str, int] = field(default_factory=dict)
-    worst: list[Element] = field(default_factory=list)
 
 
 def score(case: LoadedCase, outputs: dict[str, np.ndarray], tolerance: float, keep: int) -> Score:

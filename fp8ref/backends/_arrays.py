@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from fp8ref.cast.api import dequant_dtype
 from fp8ref.formats import Format
 
 __all__ = ["float_input", "code_input", "write_out", "dequant_dtype", "FLOAT_DTYPES"]
@@ -42,17 +43,6 @@ def code_input(codes: Any, fmt: Format | None = None, name: str = "codes") -> np
             raise ValueError(f"{name} must lie in [0, 256), got values in [{int(c.min())}, {int(c.max())}]")
         c = c.astype(np.uint8)
     return c
-
-
-def dequant_dtype(dtype: Any) -> np.dtype:
-    """The ``dtype=`` of ``dequantize``: float32 or float64, as in ``fp8ref.dequantize``."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be float32 or float64, got {dt}")
-    return dt
 
 
 def write_out(result: np.ndarray, out: Any, fmt: Format) -> np.ndarray:

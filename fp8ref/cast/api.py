@@ -92,6 +92,17 @@ def _overlaps(out: np.ndarray, *inputs: np.ndarray | None) -> bool:
     return False
 
 
+
+def _integer(value: Any, name: str) -> int:
+    """``value`` as a Python int (an integer of any kind, not a bool); ``TypeError`` naming ``name``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+
+
 def _random_args(rounding: str, shape: tuple[int, ...], srbits: Any, srnumbits: Any,
                  seed: Any) -> tuple[np.ndarray | None, int, int | None]:
     """Checked stochastic arguments: (bits as int64 of x's shape or None, srnumbits, seed or None)."""
@@ -108,21 +119,11 @@ def _random_args(rounding: str, shape: tuple[int, ...], srbits: Any, srnumbits: 
         if srbits is not None:
             raise ValueError("srnumbits (the number of random bits, 1..32) is required with srbits")
         srnumbits = 32
-    if isinstance(srnumbits, (bool, np.bool_)):
-        raise TypeError("srnumbits must be an integer")
-    try:
-        r = operator.index(srnumbits)
-    except TypeError:
-        raise TypeError(f"srnumbits must be an integer, got {type(srnumbits).__name__}") from None
+    r = _integer(srnumbits, "srnumbits")
     if not 1 <= r <= 32:
         raise ValueError(f"srnumbits must be in 1..32, got {r}")
     if seed is not None:
-        if isinstance(seed, (bool, np.bool_)):
-            raise TypeError("seed must be an integer")
-        try:
-            s = operator.index(seed)
-        except TypeError:
-            raise TypeError(f"seed must be an integer, got {type(seed).__name__}") from None
+        s = _integer(seed, "seed")
         if not 0 <= s < 1 << 64:
             raise ValueError(f"seed must be in [0, 2**64), got {s}")
         return None, r, s
@@ -233,6 +234,19 @@ def _table(f: Format, dtype: np.dtype) -> np.ndarray:
     return t
 
 
+
+def dequant_dtype(dtype: Any) -> np.dtype:
+    """The ``dtype=`` of :func:`dequantize`: float32 or float64 (``TypeError`` for what is not a dtype,
+    ``ValueError`` for another dtype)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
 def dequantize(codes: Any, fmt: Any, *, dtype: Any = np.float32, out: np.ndarray | None = None) -> np.ndarray:
     """The values of ``codes`` in ``fmt`` as float32 or float64, each rounded once to ``dtype`` (exact for
     every named format). NaN codes decode to a quiet NaN with the code's sign bit.
@@ -243,12 +257,7 @@ def dequantize(codes: Any, fmt: Any, *, dtype: Any = np.float32, out: np.ndarray
     checked before anything is written.
     """
     f = _fmt(fmt)
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be float32 or float64, got {dt}")
+    dt = dequant_dtype(dtype)
     c = np.asarray(codes)
     cdt = _code_dtype(f)
     if f.ml_dtype is not None and c.dtype == f.ml_dtype and c.dtype.itemsize == cdt.itemsize:

@@ -9,18 +9,17 @@ from typing import Any
 
 __all__ = ["register", "run", "report"]
 
+_DESCRIPTION = ("List every registered fp8ref backend (built-in and from the 'fp8ref.backends' entry "
+                "points): whether it runs here (else why not), its operations, formats, rounding modes, "
+                "saturation, scaled_mm format pairs, scale granularities, output types, the accumulation "
+                "it claims, and its deviations from the reference. For a wrapped peer library "
+                "(ml_dtypes, torch) the deviations are measured on the installed version, against the "
+                "exact reference, and the measurement is shown.")
+
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "backends",
-        help="list the available backends and their capabilities",
-        description="List every registered fp8ref backend (built-in and from the 'fp8ref.backends' entry "
-                    "points): whether it runs here (else why not), its operations, formats, rounding modes, "
-                    "saturation, scaled_mm format pairs, scale granularities, output types, the accumulation "
-                    "it claims, and its deviations from the reference. For a wrapped peer library "
-                    "(ml_dtypes, torch) the deviations are measured on the installed version, against the "
-                    "exact reference, and the measurement is shown.",
-    )
+    p = subparsers.add_parser("backends", help="list the available backends and their capabilities",
+                              description=_DESCRIPTION)
     p.add_argument("names", nargs="*", metavar="NAME", help="only these backends (default: all)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument("--available", action="store_true", help="only the backends that run here")

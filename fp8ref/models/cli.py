@@ -19,18 +19,18 @@ from typing import Any
 from fp8ref.nn.atomic import atomic_write
 from fp8ref.outputs import UsageError, check_output_dir, new_folder
 
+_DESCRIPTION = ("Embed sentences with a pretrained model, its linear layers in FP8 as the trainer runs "
+                "them, and compare every recipe x accumulation model with float32: cosine similarity, "
+                "nearest-neighbour agreement, same-topic retrieval, per-layer SQNR (docs/models.md).")
+
 
 def register(subparsers: Any) -> None:
     from fp8ref.models import MODELS
     from fp8ref.nn.fp8 import FORMAT_FAMILIES
 
-    p = subparsers.add_parser(
-        "embed",
-        help="embed sentences with a pretrained model (minilm) in fp32 and FP8 recipes and compare",
-        description="Embed sentences with a pretrained model, its linear layers in FP8 as the trainer runs "
-        "them, and compare every recipe x accumulation model with float32: cosine similarity, nearest-"
-        "neighbour agreement, same-topic retrieval, per-layer SQNR (docs/models.md).",
-    )
+    p = subparsers.add_parser("embed", description=_DESCRIPTION,
+                              help="embed sentences with a pretrained model (minilm) in fp32 and FP8 recipes "
+                              "and compare")
     p.add_argument("--model", required=True, choices=sorted(MODELS), help="the model (docs/models.md)")
     p.add_argument(
         "--recipe",

@@ -95,26 +95,25 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+_INFER_DESCRIPTION = ("Evaluate a trained checkpoint with FP8 inference: fp32, FP8-AMAX, and FP8-CSCALE "
+                      "over a range of biases; prints the window of biases whose loss is within 0.5 % of "
+                      "fp32.")
+
+
 def register(subparsers: Any) -> None:
     from fp8ref.nn.config import DEFAULT_COMPARE
     from fp8ref.nn.fp8 import FORMAT_FAMILIES
 
-    p = subparsers.add_parser(
-        "train",
-        help="train the tiny NumPy GPT in fp32 / FP8 recipes and compare",
-        description="Train a small GPT in NumPy with the paper's FP8 linear layers. "
-        "With no arguments: the tiny "
-        f"preset, recipes {','.join(DEFAULT_COMPARE)}, on the embedded Markov corpus.",
-    )
+    train_help = ("Train a small GPT in NumPy with the paper's FP8 linear layers. With no arguments: the "
+                  f"tiny preset, recipes {','.join(DEFAULT_COMPARE)}, on the embedded Markov corpus.")
+    p = subparsers.add_parser("train", help="train the tiny NumPy GPT in fp32 / FP8 recipes and compare",
+                              description=train_help)
     _train_arguments(p)
     p.set_defaults(func=train_main)
 
-    q = subparsers.add_parser(
-        "infer",
-        help="FP8 post-training-quantised evaluation of a checkpoint (AMAX, CSCALE sweep)",
-        description="Evaluate a trained checkpoint with FP8 inference: fp32, FP8-AMAX, and FP8-CSCALE "
-        "over a range of biases; prints the window of biases whose loss is within 0.5 % of fp32.",
-    )
+    q = subparsers.add_parser("infer", description=_INFER_DESCRIPTION,
+                              help="FP8 post-training-quantised evaluation of a checkpoint "
+                              "(AMAX, CSCALE sweep)")
     q.add_argument("checkpoint", nargs="?", help="a run folder (its latest checkpoint) or a checkpoint file")
     q.add_argument("--model", help="a pretrained model (minilm) instead of a checkpoint: docs/models.md")
     q.add_argument(

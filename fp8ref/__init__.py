@@ -32,25 +32,15 @@ from fp8ref.formats import (
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it (imported on first attribute access)
-_LAZY: dict[str, str] = {
-    "quantize": "fp8ref.cast",
-    "dequantize": "fp8ref.cast",
-    "as_ml_dtypes": "fp8ref.cast",
-    "ROUNDING_MODES": "fp8ref.cast",
-    "amax": "fp8ref.scaling",
-    "scale_bias": "fp8ref.scaling",
-    "quantize_scaled": "fp8ref.scaling",
-    "ScaledTensor": "fp8ref.scaling",
-    "JustInTime": "fp8ref.scaling",
-    "Constant": "fp8ref.scaling",
-    "Delayed": "fp8ref.scaling",
-    "Current": "fp8ref.scaling",
-    "MX": "fp8ref.scaling",
-    "MSAMP": "fp8ref.scaling",
-    "DelayedState": "fp8ref.scaling",
-    "scaled_mm": "fp8ref.matmul",
+# module -> the public names it defines (each imported on first attribute access)
+_LAZY_BY_MODULE: dict[str, tuple[str, ...]] = {
+    "fp8ref.cast": ("quantize", "dequantize", "as_ml_dtypes", "ROUNDING_MODES"),
+    "fp8ref.scaling": ("amax", "scale_bias", "quantize_scaled", "ScaledTensor", "JustInTime", "Constant",
+                       "Delayed", "Current", "MX", "MSAMP", "DelayedState"),
+    "fp8ref.matmul": ("scaled_mm",),
 }
+# public name -> module that defines it
+_LAZY: dict[str, str] = {name: module for module, names in _LAZY_BY_MODULE.items() for name in names}
 _SUBMODULES = ("accum", "backends", "cast", "conform", "golden", "matmul", "nn", "scaling")
 
 __all__ = [

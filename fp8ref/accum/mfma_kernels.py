@@ -1,0 +1,283 @@
+"""Numba kernels of the AMD MFMA rules (:mod:`fp8ref.accum.mfma_exact` is their specification;
+docs/accumulation.md §8) and the one function that picks among them (:func:`gemm`).
+
+* ``FUSED`` (CDNA3): each task is one row of A times a block of ``JB`` columns of B; per group the exponent
+  maximum (int32) and the truncated aligned products (integers held exactly in float64, < 2**30) run with the
+  column index innermost over contiguous rows of B (the vector steps of :mod:`fp8ref.accum.tiled`), then
+  the group's rounding-down and fp32 rounding run per column on exact float64 integers and powers of two.
+  Outputs whose row or column holds NaN/Inf, whose group exponent allows a product >= 2**128, or whose
+  accumulator becomes non-finite are recomputed by the scalar rule (:func:`fused_one`).
+* ``PAIRWISE`` (CDNA1-2): the same tasks; every step is an fp32 round to nearest even of an exact float64
+  value (a product of two fp16/bf16 values) or of the float64 sum of two fp32 values (correct: 53 >= 2*24+2,
+  Figueroa 1995), IEEE specials as float arithmetic gives them.
+* ``FMA``: the fp32 sequential kernels of :mod:`fp8ref.accum.dispatch`.
+
+Exactness of the fused steps: products of two operands (<= 24-bit significands) are exact in float64;
+``2**(F-E)`` scalings stay inside float64's normal range (exponents of operands >= -126 - 23, of groups
+<= 127 on this path); every truncated term is an integer < 2**26 and a group's sum < 2**30; the rounded
+sums ``< 2**38`` and the final scaling by ``2**(M-31)`` are exact, so one float64 -> float32 conversion is
+the single RNE rounding of the rule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from fp8ref.accum.dispatch import SERIAL_WORK, nonfinite_rows, sequential_gemm
+from fp8ref.accum.mfma_exact import (
+    ACC_BITS,
+    BIG,
+    C_BITS,
+    C_DROP,
+    C_EMIN,
+    FLUSH_EXP,
+    FMA,
+    PAD_EXP,
+    PAIRWISE,
+    ZERO_EXP,
+    MfmaParams,
+)
+from fp8ref.accum.params import acc_params
+from fp8ref.accum.primitives import float_exponent, twins
+from fp8ref.accum.tiled import _vacc, _vmax
+from fp8ref.formats import FP32
+
+JB = 128  # columns per task
+_P2_LO = -700
+_POW2 = np.ldexp(1.0, np.arange(_P2_LO, 700)).astype(np.float64)  # 2**e for the exponents used here
+_TINY = 2.0**FLUSH_EXP
+
+
+@njit(cache=True, inline="always")
+def _p2(e):
+    return _POW2[e - _P2_LO]
+
+
+# --------------------------------------------------------------------------------------------------
+# fused (CDNA3)
+@njit(cache=True, inline="always")
+def _finish(S0, E0, S1, E1, d, ec, split, F):
+    """The end of a fused group: ``S0`` (units ``2**(E0-F)``) and, ``split``, ``S1`` (units ``2**(E1-F)``)
+    combined, rounded down at ``ACC_BITS`` below ``2**M``, ``M = max(E, ec)``, the finite fp32 ``d`` rounded
+    down at ``C_BITS`` (dropped for ``split`` below ``M - C_DROP``), one fp32 RNE rounding."""
+    if split:
+        E = max(E0, E1)
+        s = np.floor(S0 * _p2(E0 - E)) + np.floor(S1 * _p2(E1 - E))
+    else:
+        E = E0
+        s = S0
+    M = max(E, ec)
+    t = np.floor(s * _p2(E - F + ACC_BITS - M))
+    if (not split) or ec >= M - C_DROP:
+        t += np.floor(d * _p2(C_BITS - M)) * _p2(ACC_BITS - C_BITS)
+    return np.float64(np.float32(t * _p2(M - ACC_BITS)))
+
+
+@njit(cache=True, inline="always")
+def _half(a, ea, b, eb, k0, k1, step, F):
+    E = PAD_EXP
+    for k in range(k0, k1, step):
+        E = max(E, ea[k] + eb[k])
+    sc = _p2(F - E)
+    S = 0.0
+    for k in range(k0, k1, step):
+        S += np.trunc((a[k] * b[k]) * sc)
+    return S, E
+
+
+@njit(cache=True)
+def fused_one(a, ea, b, eb, c, p):
+    """One output of the fused rule, every case (specials, products >= 2**128): the scalar path."""
+    d = c
+    K = a.shape[0]
+    for k0 in range(0, K, p.group):
+        k1 = min(k0 + p.group, K)
+        s = d
+        for k in range(k0, k1):
+            s += a[k] * b[k]
+        if not np.isfinite(s):  # NaN, or an infinite operand / c (a finite float64 sum cannot overflow)
+            d = s
+            continue
+        pos = neg = False
+        for k in range(k0, k1):
+            v = a[k] * b[k]
+            pos = pos or v >= 2.0**BIG
+            neg = neg or v <= -(2.0**BIG)
+        if pos or neg:
+            d = np.nan if (pos and neg) else (np.inf if pos else -np.inf)
+            continue
+        if p.split:
+            S0, E0 = _half(a, ea, b, eb, k0, k1, 2, p.frac_bits)
+            S1, E1 = _half(a, ea, b, eb, k0 + 1, k1, 2, p.frac_bits)
+        else:
+            S0, E0 = _half(a, ea, b, eb, k0, k1, 1, p.frac_bits)
+            S1, E1 = 0.0, PAD_EXP
+        ec = ZERO_EXP if d == 0.0 else max(float_exponent(d), C_EMIN)
+        d = _finish(S0, E0, S1, E1, d, ec, p.split, p.frac_bits)
+    return d
+
+
+@njit(cache=True, inline="always")
+def _vhalf(a, ea, B, EB, k0, k1, step, j0, j1, E, S, scale_bits, scale, F):
+    """Vector :func:`_half` over the columns ``j0 .. j1-1``."""
+    w = j1 - j0
+    for jj in range(w):
+        E[jj] = PAD_EXP
+    for k in range(k0, k1, step):
+        _vmax(E[:w], ea[k], EB[k, j0:j1])
+    for jj in range(w):
+        scale_bits[jj] = np.int64(F - E[jj] + 1023) << 52
+    for jj in range(w):
+        S[jj] = 0.0
+    for k in range(k0, k1, step):
+        _vacc(S[:w], a[k], B[k, j0:j1], scale[:w])
+
+
+def _fused_gemm_py(A, EA, B, EB, C, p):
+    M, K = A.shape
+    N = B.shape[1]
+    F, G, split = p.frac_bits, p.group, p.split
+    out = np.empty((M, N), dtype=np.float64)
+    redo = np.zeros((M, N), dtype=np.bool_)
+    nj = (N + JB - 1) // JB
+    for t in prange(M * nj):
+        i = t // nj
+        j0 = (t - i * nj) * JB
+        j1 = min(j0 + JB, N)
+        w = j1 - j0
+        D = np.empty(JB)
+        D_bits = D.view(np.int64)
+        bad = np.zeros(JB, dtype=np.bool_)
+        E0 = np.empty(JB, dtype=np.int32)
+        E1 = np.full(JB, PAD_EXP, dtype=np.int32)
+        S0 = np.empty(JB)
+        S1 = np.zeros(JB)
+        sc_bits = np.empty(JB, dtype=np.int64)
+        sc = sc_bits.view(np.float64)
+        for jj in range(w):
+            D[jj] = C[i, j0 + jj]
+        a, ea = A[i], EA[i]
+        for g0 in range(0, K, G):
+            g1 = min(g0 + G, K)
+            if split:
+                _vhalf(a, ea, B, EB, g0, g1, 2, j0, j1, E0, S0, sc_bits, sc, F)
+                _vhalf(a, ea, B, EB, g0 + 1, g1, 2, j0, j1, E1, S1, sc_bits, sc, F)
+            else:
+                _vhalf(a, ea, B, EB, g0, g1, 1, j0, j1, E0, S0, sc_bits, sc, F)
+            for jj in range(w):
+                ed = ((D_bits[jj] >> 52) & 0x7FF) - 1023
+                ok = ed < 1024 and E0[jj] < BIG - 1 and E1[jj] < BIG - 1
+                ec = ed if ed > C_EMIN else C_EMIN  # a zero d: its bits give -1023, so C_EMIN (= ZERO_EXP)
+                r = _finish(S0[jj], E0[jj], S1[jj], E1[jj], D[jj], ec, split, F) if ok else 0.0
+                ok = ok and np.isfinite(r)
+                bad[jj] = bad[jj] or not ok
+                D[jj] = r if ok else 0.0
+        for jj in range(w):
+            out[i, j0 + jj] = D[jj]
+            redo[i, j0 + jj] = bad[jj]
+    return out, redo
+
+
+_FUSED = twins(_fused_gemm_py)
+
+
+@njit(cache=True)
+def _fused_fixup(out, redo, A, EA, BT, EBT, C, badA, badB, p):
+    M, N = out.shape
+    for i in range(M):
+        for j in range(N):
+            if redo[i, j] or badA[i] or badB[j] or not np.isfinite(C[i, j]):
+                out[i, j] = fused_one(A[i], EA[i], BT[j], EBT[j], C[i, j], p)
+
+
+def exponents(X: np.ndarray, emin: int) -> np.ndarray:
+    """int32 ``max(floor(log2|x|), emin)``; a zero gets ``ZERO_EXP``, a non-finite element 0 (its outputs
+    take the scalar path)."""
+    _, e = np.frexp(X)
+    ex = np.maximum(e.astype(np.int32) - 1, np.int32(emin))
+    ex = np.where(X == 0, np.int32(ZERO_EXP), ex)
+    return np.where(np.isfinite(X), ex, np.int32(0)).astype(np.int32)
+
+
+def truncate_tf32(X: np.ndarray) -> np.ndarray:
+    """xf32: fp32 values (held in float64) with the 13 low fraction bits cleared (toward zero)."""
+    bits = np.ascontiguousarray(X, dtype=np.float32).view(np.uint32) & np.uint32(0xFFFFE000)
+    return bits.view(np.float32).astype(np.float64)
+
+
+# --------------------------------------------------------------------------------------------------
+# pairwise (CDNA1, CDNA2)
+@njit(cache=True, inline="always")
+def _rn32(v, flush):
+    """fp32 RNE of the float64 ``v``; with ``flush`` a result below ``2**-126`` becomes a zero of its sign."""
+    r = np.float64(np.float32(v))
+    return r * 0.0 if (flush and abs(r) < _TINY) else r
+
+
+def _pairwise_gemm_py(A, B, C, p):
+    M, K = A.shape
+    N = B.shape[1]
+    G, flush = p.group, p.flush
+    out = np.empty((M, N), dtype=np.float64)
+    nj = (N + JB - 1) // JB
+    for t in prange(M * nj):
+        i = t // nj
+        j0 = (t - i * nj) * JB
+        w = min(j0 + JB, N) - j0
+        D = np.empty(JB)
+        L = np.zeros((G, JB))
+        for jj in range(w):
+            D[jj] = C[i, j0 + jj]
+        for g0 in range(0, K, G):
+            for q in range(G):
+                k = g0 + q
+                if k < K:
+                    ak = A[i, k]
+                    for jj in range(w):  # fmaf(a, b, +0): an exact zero product is +0
+                        L[q, jj] = _rn32(ak * B[k, j0 + jj] + 0.0, flush)
+                else:
+                    for jj in range(w):
+                        L[q, jj] = 0.0
+            width = G
+            while width > 1:  # the pairwise tree (split at n // 2) of a power-of-two group, level by level
+                for q in range(width // 2):
+                    for jj in range(w):
+                        L[q, jj] = _rn32(L[2 * q, jj] + L[2 * q + 1, jj], flush)
+                width //= 2
+            for jj in range(w):
+                D[jj] = _rn32(D[jj] + L[0, jj], flush)
+        for jj in range(w):
+            out[i, j0 + jj] = D[jj]
+    return out
+
+
+_PAIRWISE = twins(_pairwise_gemm_py)
+
+
+def _flushed(X: np.ndarray, emin: int) -> np.ndarray:
+    """CDNA2 operand flushing: magnitudes below ``2**emin`` (and -0) become +0."""
+    return np.where(np.abs(X) < 2.0**emin, 0.0, X)
+
+
+# --------------------------------------------------------------------------------------------------
+def gemm(A: np.ndarray, B: np.ndarray, C: np.ndarray, p: MfmaParams) -> np.ndarray:
+    """``C + A @ B`` under the MFMA rule ``p`` (checked float64 operands; the only kernel choice)."""
+    work = A.size * B.shape[1]
+    par = work >= SERIAL_WORK
+    if p.rule == FMA:
+        return sequential_gemm(A, B, C, acc_params(FP32), FP32, FP32)
+    if p.rule == PAIRWISE:
+        if p.flush:
+            A, B, C = _flushed(A, p.emin_a), _flushed(B, p.emin_b), _flushed(C, FLUSH_EXP)
+        return _PAIRWISE[par](A, np.ascontiguousarray(B), np.ascontiguousarray(C), p)
+    if p.truncate:
+        A, B = truncate_tf32(A), truncate_tf32(B)
+    B = np.ascontiguousarray(B)
+    EA, EB = exponents(A, p.emin_a), exponents(B, p.emin_b)
+    out, redo = _FUSED[par](A, EA, B, EB, C, p)
+    badA, badB = nonfinite_rows(A), ~np.isfinite(B).all(axis=0)
+    if redo.any() or badA.any() or badB.any() or not np.isfinite(C).all():
+        BT = np.ascontiguousarray(B.T)
+        _fused_fixup(out, redo, A, EA, BT, np.ascontiguousarray(EB.T), C, badA, badB, p)
+    return out

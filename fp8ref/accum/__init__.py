@@ -9,7 +9,7 @@ Public API (docs/accumulation.md is the specification)::
     Exact(out_format=FP32, in_format=E4M3)                           # one rounding of the exact sum
     tensor_core(gpu, in_format, out_format="fp32", *, instruction=None)
                                 # V100 A100 A2 Ada L40S H100 H200 B200 -> BlockFMA;
-                                # MI100 MI250X MI300X -> Mfma (instruction "mfma", docs/accumulation.md §8)
+                                # MI100 MI250X MI300X -> Mfma (instruction "mfma", docs/accumulation.md §10)
     get(name) / PRESETS                                              # "exact", "fp32", "fp16", "bf16",
                                                                      # "h100-fp8", "h100-fp8-fastaccum", ...
     infer(dot_fn, in_format, ...) -> Inference                      # black-box parameter inference

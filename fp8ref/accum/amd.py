@@ -1,5 +1,5 @@
 """AMD matrix cores (MFMA, CDNA1-3): the :class:`Mfma` model and the parameter table of MI100, MI250X and
-MI300X (docs/accumulation.md §8).
+MI300X (docs/accumulation.md §10).
 
 Source of every row: MMA-Sim (microsoft/MMA-Sim @ c78513835c8b2ae61b35062afce4c4255bc6901c,
 ``mmasim/simulator/amd.py`` ``mfma.__init__``; instruction lists ``mmasim/isa/amd.py``; Xie et al., arXiv
@@ -71,7 +71,7 @@ def _class_of(fmt: Format) -> str:
 
 @dataclass(frozen=True)
 class Mfma(_OwnFormats):
-    """One AMD MFMA instruction family as an accumulation model (docs/accumulation.md §8).
+    """One AMD MFMA instruction family as an accumulation model (docs/accumulation.md §10).
 
     ``rule``: ``"fma"`` (fp32: an fp32 FMA chain), ``"pairwise"`` (CDNA1/2 fp16 and bf16: groups of
     ``group`` fp32-rounded products summed by a pairwise fp32 tree, then added to the accumulator; ``flush``:
@@ -99,6 +99,8 @@ class Mfma(_OwnFormats):
         g = self.group
         if not isinstance(g, (int, np.integer)) or isinstance(g, bool) or g < 1 or g > 64 or g & (g - 1):
             raise ValueError(f"group must be a power of two in 1..64, got {g!r}")
+        if self.rule == "pairwise" and g not in (2, 4):
+            raise ValueError(f"group must be 2 or 4 for rule 'pairwise' (MMA-Sim's groups), got {g!r}")
         if not isinstance(self.frac_bits, (int, np.integer)) or not 0 <= self.frac_bits <= 24:
             raise ValueError(f"frac_bits must be an int in 0..24, got {self.frac_bits!r}")
         self._set_in_formats()

@@ -1,5 +1,5 @@
 """The exact rules of AMD's matrix-core (MFMA) dot products, CDNA1-3 (the specification of
-:mod:`fp8ref.accum.mfma_kernels`; docs/accumulation.md §8).
+:mod:`fp8ref.accum.mfma_kernels`; docs/accumulation.md §10).
 
 Source of every rule: MMA-Sim (microsoft/MMA-Sim @ c78513835c8b2ae61b35062afce4c4255bc6901c,
 ``mmasim/simulator/amd.py`` and ``mmasim/simulator/arithmetic.py``; Xie et al., arXiv 2511.10909), a

@@ -1,5 +1,5 @@
 """Numba kernels of the AMD MFMA rules (:mod:`fp8ref.accum.mfma_exact` is their specification;
-docs/accumulation.md §8) and the one function that picks among them (:func:`gemm`).
+docs/accumulation.md §10) and the one function that picks among them (:func:`gemm`).
 
 * ``FUSED`` (CDNA3): each task is one row of A times a block of ``JB`` columns of B; per group the exponent
   maximum (int32) and the truncated aligned products (integers held exactly in float64, < 2**30) run with the
@@ -7,10 +7,10 @@ docs/accumulation.md §8) and the one function that picks among them (:func:`gem
   the group's rounding-down and fp32 rounding run per column on exact float64 integers and powers of two.
   Outputs whose row or column holds NaN/Inf, whose group exponent allows a product >= 2**128, or whose
   accumulator becomes non-finite are recomputed by the scalar rule (:func:`fused_one`).
-* ``PAIRWISE`` (CDNA1-2): the same tasks; every step is an fp32 round to nearest even of an exact float64
-  value (a product of two fp16/bf16 values) or of the float64 sum of two fp32 values (correct: 53 >= 2*24+2,
-  Figueroa 1995), IEEE specials as float arithmetic gives them.
-* ``FMA``: the fp32 sequential kernels of :mod:`fp8ref.accum.dispatch`.
+* ``PAIRWISE`` (CDNA1-2): the same tasks in float32 arithmetic: every step of the rule is one IEEE fp32
+  multiplication or addition (round to nearest even, specials, signed zeros), the fmaf leaf's +0 added
+  where a zero operand makes the product an exact zero.
+* ``FMA``: one fp32 fused multiply-add per product, rounded through round-to-odd (:func:`_fma_gemm_py`).
 
 Exactness of the fused steps: products of two operands (<= 24-bit significands) are exact in float64;
 ``2**(F-E)`` scalings stay inside float64's normal range (exponents of operands >= -126 - 23, of groups
@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from fp8ref.accum.dispatch import SERIAL_WORK, nonfinite_rows, sequential_gemm
+from fp8ref.accum.dispatch import SERIAL_WORK, nonfinite_rows
 from fp8ref.accum.mfma_exact import (
     ACC_BITS,
     BIG,
@@ -38,15 +38,13 @@ from fp8ref.accum.mfma_exact import (
     ZERO_EXP,
     MfmaParams,
 )
-from fp8ref.accum.params import acc_params
 from fp8ref.accum.primitives import float_exponent, twins
 from fp8ref.accum.tiled import _vacc, _vmax
-from fp8ref.formats import FP32
 
 JB = 128  # columns per task
 _P2_LO = -700
 _POW2 = np.ldexp(1.0, np.arange(_P2_LO, 700)).astype(np.float64)  # 2**e for the exponents used here
-_TINY = 2.0**FLUSH_EXP
+_TINY32 = np.float32(2.0**FLUSH_EXP)
 
 
 @njit(cache=True, inline="always")
@@ -72,6 +70,46 @@ def _finish(S0, E0, S1, E1, d, ec, split, F):
     if (not split) or ec >= M - C_DROP:
         t += np.floor(d * _p2(C_BITS - M)) * _p2(ACC_BITS - C_BITS)
     return np.float64(np.float32(t * _p2(M - ACC_BITS)))
+
+
+@njit(cache=True, inline="always")
+def _vfinish(S0, E0, S1, E1, D, D_bits, bad, split, F):
+    """Vector :func:`_finish` without branches (two loops, plain and ``split``): a lane whose ``d`` is not
+    finite, whose group exponent allows a product >= 2**128 or whose result is not finite is flagged in
+    ``bad`` and left 0 (its output takes the scalar path)."""
+    if split:
+        for jj in range(D.shape[0]):
+            ed = ((D_bits[jj] >> 52) & 0x7FF) - 1023
+            ec = max(ed, C_EMIN)  # a zero d: its bits give -1023, so C_EMIN (= ZERO_EXP)
+            e0, e1 = E0[jj], E1[jj]
+            ok = (ed < 1024) & (e0 < BIG - 1) & (e1 < BIG - 1)
+            e0 = e0 if ok else 0
+            e1 = e1 if ok else 0
+            E = max(e0, e1)
+            M = max(E, ec) if ok else 0
+            d = D[jj] if ok else 0.0
+            s = np.floor(S0[jj] * _p2(e0 - E)) + np.floor(S1[jj] * _p2(e1 - E))
+            cterm = np.floor(d * _p2(C_BITS - M)) * _p2(ACC_BITS - C_BITS)
+            t = np.floor(s * _p2(E - F + ACC_BITS - M)) + (cterm if ec >= M - C_DROP else 0.0)
+            r = np.float64(np.float32(t * _p2(M - ACC_BITS)))
+            ok = ok & np.isfinite(r)
+            bad[jj] = bad[jj] | (not ok)
+            D[jj] = r if ok else 0.0
+    else:
+        for jj in range(D.shape[0]):
+            ed = ((D_bits[jj] >> 52) & 0x7FF) - 1023
+            ec = max(ed, C_EMIN)
+            E = E0[jj]
+            ok = (ed < 1024) & (E < BIG - 1)
+            E = E if ok else 0
+            M = max(E, ec) if ok else 0
+            d = D[jj] if ok else 0.0
+            t = np.floor(S0[jj] * _p2(E - F + ACC_BITS - M)) + \
+                np.floor(d * _p2(C_BITS - M)) * _p2(ACC_BITS - C_BITS)
+            r = np.float64(np.float32(t * _p2(M - ACC_BITS)))
+            ok = ok & np.isfinite(r)
+            bad[jj] = bad[jj] | (not ok)
+            D[jj] = r if ok else 0.0
 
 
 @njit(cache=True, inline="always")
@@ -165,14 +203,7 @@ def _fused_gemm_py(A, EA, B, EB, C, p):
                 _vhalf(a, ea, B, EB, g0 + 1, g1, 2, j0, j1, E1, S1, sc_bits, sc, F)
             else:
                 _vhalf(a, ea, B, EB, g0, g1, 1, j0, j1, E0, S0, sc_bits, sc, F)
-            for jj in range(w):
-                ed = ((D_bits[jj] >> 52) & 0x7FF) - 1023
-                ok = ed < 1024 and E0[jj] < BIG - 1 and E1[jj] < BIG - 1
-                ec = ed if ed > C_EMIN else C_EMIN  # a zero d: its bits give -1023, so C_EMIN (= ZERO_EXP)
-                r = _finish(S0[jj], E0[jj], S1[jj], E1[jj], D[jj], ec, split, F) if ok else 0.0
-                ok = ok and np.isfinite(r)
-                bad[jj] = bad[jj] or not ok
-                D[jj] = r if ok else 0.0
+            _vfinish(S0[:w], E0[:w], S1[:w], E1[:w], D[:w], D_bits[:w], bad[:w], split, F)
         for jj in range(w):
             out[i, j0 + jj] = D[jj]
             redo[i, j0 + jj] = bad[jj]
@@ -207,18 +238,13 @@ def truncate_tf32(X: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------
-# pairwise (CDNA1, CDNA2)
-@njit(cache=True, inline="always")
-def _rn32(v, flush):
-    """fp32 RNE of the float64 ``v``; with ``flush`` a result below ``2**-126`` becomes a zero of its sign."""
-    r = np.float64(np.float32(v))
-    return r * 0.0 if (flush and abs(r) < _TINY) else r
-
-
-def _pairwise_gemm_py(A, B, C, p):
+# fma (fp32 on CDNA1-3)
+def _fma_gemm_py(A, B, C):
+    """``d = fmaf(a_k, b_kj, d)`` in k order from ``C``: the product is exact in float64, TwoSum makes the
+    float64 sum exact as ``s + err``, ``s`` rounded to odd (its last bit set when ``err != 0``), then one
+    float64 -> float32 RNE conversion, a correct single rounding (Boldo & Melquiond 2008: 53 >= 24 + 2)."""
     M, K = A.shape
     N = B.shape[1]
-    G, flush = p.group, p.flush
     out = np.empty((M, N), dtype=np.float64)
     nj = (N + JB - 1) // JB
     for t in prange(M * nj):
@@ -226,28 +252,83 @@ def _pairwise_gemm_py(A, B, C, p):
         j0 = (t - i * nj) * JB
         w = min(j0 + JB, N) - j0
         D = np.empty(JB)
-        L = np.zeros((G, JB))
+        T = np.empty(JB)
+        T_bits = T.view(np.int64)
         for jj in range(w):
             D[jj] = C[i, j0 + jj]
-        for g0 in range(0, K, G):
-            for q in range(G):
-                k = g0 + q
-                if k < K:
-                    ak = A[i, k]
-                    for jj in range(w):  # fmaf(a, b, +0): an exact zero product is +0
-                        L[q, jj] = _rn32(ak * B[k, j0 + jj] + 0.0, flush)
-                else:
-                    for jj in range(w):
-                        L[q, jj] = 0.0
-            width = G
-            while width > 1:  # the pairwise tree (split at n // 2) of a power-of-two group, level by level
-                for q in range(width // 2):
-                    for jj in range(w):
-                        L[q, jj] = _rn32(L[2 * q, jj] + L[2 * q + 1, jj], flush)
-                width //= 2
+        for k in range(K):
+            ak = A[i, k]
             for jj in range(w):
-                D[jj] = _rn32(D[jj] + L[0, jj], flush)
+                p = ak * B[k, j0 + jj]
+                d = D[jj]
+                s = p + d
+                bb = s - p
+                err = (p - (s - bb)) + (d - bb)
+                T[jj] = s
+                D[jj] = err
+            for jj in range(w):
+                err = D[jj]
+                s = T[jj]
+                bits = T_bits[jj]
+                fix = (err != 0.0) & np.isfinite(s) & ((bits & 1) == 0)
+                step = np.int64(1) if (err > 0.0) == (s > 0.0) else np.int64(-1)
+                T_bits[jj] = bits + step if fix else bits
+            for jj in range(w):
+                D[jj] = np.float64(np.float32(T[jj]))
         for jj in range(w):
+            out[i, j0 + jj] = D[jj]
+    return out
+
+
+_FMA = twins(_fma_gemm_py)
+
+
+# --------------------------------------------------------------------------------------------------
+# pairwise (CDNA1, CDNA2)
+@njit(cache=True, inline="always")
+def _fl(x, flush):
+    """CDNA2: an fp32 result below ``2**-126`` in magnitude becomes a zero of its sign."""
+    return x * np.float32(0.0) if (flush and abs(x) < _TINY32) else x
+
+
+@njit(cache=True, inline="always")
+def _leaf(a, b, flush):
+    """``fmaf(a, b, +0)``: the float32 product (one IEEE rounding); an exact zero product (a zero operand)
+    gives +0, a nonzero product that underflows to zero keeps its sign."""
+    v = a * b
+    return _fl(v + np.float32(0.0) if (a == 0 or b == 0) else v, flush)
+
+
+def _pairwise_gemm_py(A, B, C, p):
+    """float32 operands (every step is one IEEE fp32 operation); K a multiple of ``p.group`` (2 or 4;
+    :func:`gemm` pads it): per group one pass over the columns, leaves, tree and accumulation in registers."""
+    M, K = A.shape
+    N = B.shape[1]
+    G, flush = p.group, p.flush
+    out = np.empty((M, N), dtype=np.float32)
+    nj = (N + JB - 1) // JB
+    for t in prange(M * nj):
+        i = t // nj
+        j0 = (t - i * nj) * JB
+        j1 = min(j0 + JB, N)
+        D = np.empty(j1 - j0, dtype=np.float32)
+        for jj in range(j1 - j0):
+            D[jj] = C[i, j0 + jj]
+        for g0 in range(0, K, G):
+            a0, a1 = A[i, g0], A[i, g0 + 1]
+            b0, b1 = B[g0, j0:j1], B[g0 + 1, j0:j1]
+            if G == 2:
+                for jj in range(j1 - j0):
+                    s = _fl(_leaf(a0, b0[jj], flush) + _leaf(a1, b1[jj], flush), flush)
+                    D[jj] = _fl(D[jj] + s, flush)
+            else:
+                a2, a3 = A[i, g0 + 2], A[i, g0 + 3]
+                b2, b3 = B[g0 + 2, j0:j1], B[g0 + 3, j0:j1]
+                for jj in range(j1 - j0):
+                    s01 = _fl(_leaf(a0, b0[jj], flush) + _leaf(a1, b1[jj], flush), flush)
+                    s23 = _fl(_leaf(a2, b2[jj], flush) + _leaf(a3, b3[jj], flush), flush)
+                    D[jj] = _fl(D[jj] + _fl(s01 + s23, flush), flush)
+        for jj in range(j1 - j0):
             out[i, j0 + jj] = D[jj]
     return out
 
@@ -266,11 +347,14 @@ def gemm(A: np.ndarray, B: np.ndarray, C: np.ndarray, p: MfmaParams) -> np.ndarr
     work = A.size * B.shape[1]
     par = work >= SERIAL_WORK
     if p.rule == FMA:
-        return sequential_gemm(A, B, C, acc_params(FP32), FP32, FP32)
+        return _FMA[par](A, np.ascontiguousarray(B), np.ascontiguousarray(C))
     if p.rule == PAIRWISE:
         if p.flush:
             A, B, C = _flushed(A, p.emin_a), _flushed(B, p.emin_b), _flushed(C, FLUSH_EXP)
-        return _PAIRWISE[par](A, np.ascontiguousarray(B), np.ascontiguousarray(C), p)
+        pad = -A.shape[1] % p.group  # zero products: leaves +0, as the oracle's padding
+        A32 = np.pad(A.astype(np.float32), ((0, 0), (0, pad)))  # fp16 / bf16 / fp32 values: exact
+        B32 = np.pad(B.astype(np.float32), ((0, pad), (0, 0)))
+        return _PAIRWISE[par](A32, B32, np.ascontiguousarray(C, dtype=np.float32), p).astype(np.float64)
     if p.truncate:
         A, B = truncate_tf32(A), truncate_tf32(B)
     B = np.ascontiguousarray(B)

@@ -116,7 +116,7 @@ def tensor_core(gpu: str, in_format: Format | str, out_format: Format | str = "f
     tf32, E4M3, E5M2; ``out_format``: fp32 or fp16. Combinations the GPU does not have raise ``ValueError``.
     Every model of the table reproduces the published measurements of its GPU (``confirmed=True``).
     AMD ``gpu`` MI100, MI250X, MI300X: :func:`fp8ref.accum.amd.mfma` (``instruction`` ``None`` or
-    ``"mfma"``; docs/accumulation.md §8).
+    ``"mfma"``; docs/accumulation.md §10).
     """
     if isinstance(gpu, str) and amd.gpu_key(gpu) is not None:
         return amd.mfma(gpu, in_format, out_format, instruction)

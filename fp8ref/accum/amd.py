@@ -32,9 +32,7 @@ class _Row(NamedTuple):
     rule: int
     group: int
     source: str
-    flush: bool = False
-    truncate: bool = False
-    split: bool = False
+    switches: tuple[str, ...] = ()  # the Mfma flags set: "flush", "truncate", "split"
 
 
 _PW = _SIM + " (operation_type 'pairwise', arithmetic.py pairwise_dot)"
@@ -46,17 +44,17 @@ _TABLE: dict[tuple[str, str], _Row] = {
     ("CDNA1", "fp16"): _Row(PAIRWISE, 4, _PW + ", group 4"),
     ("CDNA1", "bf16"): _Row(PAIRWISE, 2, _PW + ", group 2 (v_mfma_*bf16, no _1k on CDNA1)"),
     ("CDNA2", "fp32"): _Row(FMA, 1, _SIM + " (operation_type 'fma': fp32 fmaf chain, no flushing)"),
-    ("CDNA2", "fp16"): _Row(PAIRWISE, 4, _PW + ", group 4" + _FLUSH, flush=True),
+    ("CDNA2", "fp16"): _Row(PAIRWISE, 4, _PW + ", group 4" + _FLUSH, ("flush",)),
     ("CDNA2", "bf16"): _Row(PAIRWISE, 4, _PW + ", group 4 (the _1k instructions; the CDNA1-style bf16 ones: "
-                            "group=2)" + _FLUSH, flush=True),
+                            "group=2)" + _FLUSH, ("flush",)),
     ("CDNA3", "fp32"): _Row(FMA, 1, _SIM + " (operation_type 'fma': fp32 fmaf chain)"),
-    ("CDNA3", "xf32"): _Row(FUSED, 4, _FU + ", group 4, operands truncated to tf32", truncate=True),
+    ("CDNA3", "xf32"): _Row(FUSED, 4, _FU + ", group 4, operands truncated to tf32", ("truncate",)),
     ("CDNA3", "fp16"): _Row(FUSED, 8, _FU + ", group min(8, K): 8 for 32x32x8 / 16x16x16 (group=4: the K=4 "
                             "multi-block instructions)"),
     ("CDNA3", "bf16"): _Row(FUSED, 8, _FU + ", group min(8, K): 8 for 32x32x8 / 16x16x16 (group=4: the K=4 "
                             "multi-block instructions)"),
     ("CDNA3", "fp8"): _Row(FUSED, 16, _FU + ", group 16, even and odd products summed separately",
-                           split=True),
+                           ("split",)),
 }
 # input formats of each class; xf32 takes fp32 operands (truncated by the instruction)
 _CLASS_FORMATS = {"fp32": (FP32,), "xf32": (FP32,), "fp16": (FP16,), "bf16": (BF16,),
@@ -85,13 +83,13 @@ class Mfma(_OwnFormats):
     group: int
     in_format: Format = FP32
     in_format_b: Format | None = None
+    name: str = field(default="", compare=False)
+    confirmed: bool = field(default=True, compare=False)
+    source: str = field(default="", compare=False, repr=False)
     frac_bits: int = 24
     flush: bool = False
     truncate: bool = False
     split: bool = False
-    name: str = field(default="", compare=False)
-    confirmed: bool = field(default=True, compare=False)
-    source: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.rule not in RULE_NAMES:
@@ -188,5 +186,5 @@ def mfma(gpu: str, in_format: Format | str, out_format: Format | str = "fp32",
         raise ValueError(f"out_format {fout.name}: {g} MFMA instructions accumulate in fp32; valid: fp32")
     row = _TABLE[(ARCH[g], cls)]
     iname = "xf32" if cls == "xf32" else fin.name if cls == "fp8" else cls
-    return Mfma(RULE_NAMES[row.rule], row.group, in_format=fin, flush=row.flush, truncate=row.truncate,
-                split=row.split, name=f"{g}-mfma-{iname}-fp32", source=row.source)
+    return Mfma(RULE_NAMES[row.rule], row.group, in_format=fin, name=f"{g}-mfma-{iname}-fp32",
+                source=row.source, **dict.fromkeys(row.switches, True))

@@ -52,6 +52,14 @@ def _p2(e):
     return _POW2[e - _P2_LO]
 
 
+@njit(cache=True, inline="always")
+def _task(t, nj, N):
+    """Row ``i`` and columns ``j0 .. j1-1`` of task ``t`` (``nj`` blocks of ``JB`` columns per row)."""
+    i = t // nj
+    j0 = (t - i * nj) * JB
+    return i, j0, min(j0 + JB, N)
+
+
 # --------------------------------------------------------------------------------------------------
 # fused (CDNA3)
 @njit(cache=True, inline="always")
@@ -180,9 +188,7 @@ def _fused_gemm_py(A, EA, B, EB, C, p):
     redo = np.zeros((M, N), dtype=np.bool_)
     nj = (N + JB - 1) // JB
     for t in prange(M * nj):
-        i = t // nj
-        j0 = (t - i * nj) * JB
-        j1 = min(j0 + JB, N)
+        i, j0, j1 = _task(t, nj, N)
         w = j1 - j0
         D = np.empty(JB)
         D_bits = D.view(np.int64)
@@ -245,15 +251,14 @@ def _fma_gemm_py(A, B, C):
     float64 -> float32 RNE conversion, a correct single rounding (Boldo & Melquiond 2008: 53 >= 24 + 2)."""
     M, K = A.shape
     N = B.shape[1]
-    out = np.empty((M, N), dtype=np.float64)
     nj = (N + JB - 1) // JB
+    out = np.empty((M, N), dtype=np.float64)
     for t in prange(M * nj):
-        i = t // nj
-        j0 = (t - i * nj) * JB
-        w = min(j0 + JB, N) - j0
-        D = np.empty(JB)
         T = np.empty(JB)
         T_bits = T.view(np.int64)
+        D = np.empty(JB)
+        i, j0, j1 = _task(t, nj, N)
+        w = j1 - j0
         for jj in range(w):
             D[jj] = C[i, j0 + jj]
         for k in range(K):
@@ -308,9 +313,7 @@ def _pairwise_gemm_py(A, B, C, p):
     out = np.empty((M, N), dtype=np.float32)
     nj = (N + JB - 1) // JB
     for t in prange(M * nj):
-        i = t // nj
-        j0 = (t - i * nj) * JB
-        j1 = min(j0 + JB, N)
+        i, j0, j1 = _task(t, nj, N)
         D = np.empty(j1 - j0, dtype=np.float32)
         for jj in range(j1 - j0):
             D[jj] = C[i, j0 + jj]

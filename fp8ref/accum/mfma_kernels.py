@@ -4,13 +4,16 @@ docs/accumulation.md §10) and the one function that picks among them (:func:`ge
 * ``FUSED`` (CDNA3): each task is one row of A times a block of ``JB`` columns of B; per group the exponent
   maximum (int32) and the truncated aligned products (integers held exactly in float64, < 2**30) run with the
   column index innermost over contiguous rows of B (the vector steps of :mod:`fp8ref.accum.tiled`), then
-  the group's rounding-down and fp32 rounding run per column on exact float64 integers and powers of two.
+  the group's rounding-down and fp32 rounding run in one branch-free pass per column on exact float64
+  integers and powers of two (built from their bit patterns with the bit casts :func:`_bits` / :func:`_float`,
+  which vectorise).
   Outputs whose row or column holds NaN/Inf, whose group exponent allows a product >= 2**128, or whose
   accumulator becomes non-finite are recomputed by the scalar rule (:func:`fused_one`).
 * ``PAIRWISE`` (CDNA1-2): the same tasks in float32 arithmetic: every step of the rule is one IEEE fp32
   multiplication or addition (round to nearest even, specials, signed zeros), the fmaf leaf's +0 added
   where a zero operand makes the product an exact zero.
-* ``FMA``: one fp32 fused multiply-add per product, rounded through round-to-odd (:func:`_fma_gemm_py`).
+* ``FMA``: one fp32 fused multiply-add per product, rounded through round-to-odd (:func:`_fma_gemm_py`), one
+  pass per product row.
 
 Exactness of the fused steps: products of two operands (<= 24-bit significands) are exact in float64;
 ``2**(F-E)`` scalings stay inside float64's normal range (exponents of operands >= -126 - 23, of groups
@@ -22,7 +25,9 @@ the single RNE rounding of the rule.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from fp8ref.accum.dispatch import SERIAL_WORK, nonfinite_rows
 from fp8ref.accum.mfma_exact import (
@@ -42,14 +47,29 @@ from fp8ref.accum.primitives import float_exponent, twins
 from fp8ref.accum.tiled import _vacc, _vmax
 
 JB = 128  # columns per task
-_P2_LO = -700
-_POW2 = np.ldexp(1.0, np.arange(_P2_LO, 700)).astype(np.float64)  # 2**e for the exponents used here
 _TINY32 = np.float32(2.0**FLUSH_EXP)
 
 
+@intrinsic
+def _bits(typingctx, x):
+    """The IEEE bit pattern of a float64 as an int64 (a bit cast, vectorisable)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _float(typingctx, x):
+    """The float64 of an int64 bit pattern (a bit cast, vectorisable)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
 @njit(cache=True, inline="always")
-def _p2(e):
-    return _POW2[e - _P2_LO]
+def _pow2(e):
+    """``2.0**e`` for an integer ``e`` in float64's normal range, from its bit pattern."""
+    return _float(np.int64(e + 1023) << 52)
 
 
 @njit(cache=True, inline="always")
@@ -69,55 +89,41 @@ def _finish(S0, E0, S1, E1, d, ec, split, F):
     down at ``C_BITS`` (dropped for ``split`` below ``M - C_DROP``), one fp32 RNE rounding."""
     if split:
         E = max(E0, E1)
-        s = np.floor(S0 * _p2(E0 - E)) + np.floor(S1 * _p2(E1 - E))
+        s = np.floor(S0 * _pow2(E0 - E)) + np.floor(S1 * _pow2(E1 - E))
     else:
         E = E0
         s = S0
     M = max(E, ec)
-    t = np.floor(s * _p2(E - F + ACC_BITS - M))
+    t = np.floor(s * _pow2(E - F + ACC_BITS - M))
     if (not split) or ec >= M - C_DROP:
-        t += np.floor(d * _p2(C_BITS - M)) * _p2(ACC_BITS - C_BITS)
-    return np.float64(np.float32(t * _p2(M - ACC_BITS)))
+        t += np.floor(d * _pow2(C_BITS - M)) * _pow2(ACC_BITS - C_BITS)
+    return np.float64(np.float32(t * _pow2(M - ACC_BITS)))
 
 
 @njit(cache=True, inline="always")
-def _vfinish(S0, E0, S1, E1, D, D_bits, bad, split, F):
-    """Vector :func:`_finish` without branches (two loops, plain and ``split``): a lane whose ``d`` is not
-    finite, whose group exponent allows a product >= 2**128 or whose result is not finite is flagged in
-    ``bad`` and left 0 (its output takes the scalar path)."""
-    if split:
-        for jj in range(D.shape[0]):
-            ed = ((D_bits[jj] >> 52) & 0x7FF) - 1023
-            ec = max(ed, C_EMIN)  # a zero d: its bits give -1023, so C_EMIN (= ZERO_EXP)
-            e0, e1 = E0[jj], E1[jj]
-            ok = (ed < 1024) & (e0 < BIG - 1) & (e1 < BIG - 1)
-            e0 = e0 if ok else 0
-            e1 = e1 if ok else 0
-            E = max(e0, e1)
-            M = max(E, ec) if ok else 0
-            d = D[jj] if ok else 0.0
-            s = np.floor(S0[jj] * _p2(e0 - E)) + np.floor(S1[jj] * _p2(e1 - E))
-            cterm = np.floor(d * _p2(C_BITS - M)) * _p2(ACC_BITS - C_BITS)
-            t = np.floor(s * _p2(E - F + ACC_BITS - M)) + (cterm if ec >= M - C_DROP else 0.0)
-            r = np.float64(np.float32(t * _p2(M - ACC_BITS)))
-            ok = ok & np.isfinite(r)
-            bad[jj] = bad[jj] | (not ok)
-            D[jj] = r if ok else 0.0
-    else:
-        for jj in range(D.shape[0]):
-            ed = ((D_bits[jj] >> 52) & 0x7FF) - 1023
-            ec = max(ed, C_EMIN)
-            E = E0[jj]
-            ok = (ed < 1024) & (E < BIG - 1)
-            E = E if ok else 0
-            M = max(E, ec) if ok else 0
-            d = D[jj] if ok else 0.0
-            t = np.floor(S0[jj] * _p2(E - F + ACC_BITS - M)) + \
-                np.floor(d * _p2(C_BITS - M)) * _p2(ACC_BITS - C_BITS)
-            r = np.float64(np.float32(t * _p2(M - ACC_BITS)))
-            ok = ok & np.isfinite(r)
-            bad[jj] = bad[jj] | (not ok)
-            D[jj] = r if ok else 0.0
+def _vfinish(S0, E0, S1, E1, D, bad, split, F):
+    """Vector :func:`_finish` in one branch-free pass (powers of two from their bit patterns): a lane whose
+    ``d`` is not finite, whose group exponent allows a product >= 2**128 or whose result is not finite is
+    flagged in ``bad`` and left 0 (its output takes the scalar path)."""
+    for jj in range(D.shape[0]):
+        d = D[jj]
+        ed = ((_bits(d) >> 52) & 0x7FF) - 1023
+        ec = max(ed, C_EMIN)  # a zero d: its bits give -1023, so C_EMIN (= ZERO_EXP)
+        e0, e1 = np.int64(E0[jj]), np.int64(E1[jj])
+        ok = (ed < 1024) & (e0 < BIG - 1) & (e1 < BIG - 1)
+        e0 = e0 if ok else 0
+        e1 = e1 if ok else 0
+        d = d if ok else 0.0
+        E = max(e0, e1) if split else e0
+        M = max(E, ec) if ok else 0
+        s = np.floor(S0[jj] * _pow2(e0 - E)) + np.floor(S1[jj] * _pow2(e1 - E)) if split else S0[jj]
+        keep = (not split) or ec >= M - C_DROP  # split: c far below the products is dropped
+        cterm = np.floor(d * _pow2(C_BITS - M)) * _pow2(ACC_BITS - C_BITS)
+        t = np.floor(s * _pow2(E - F + ACC_BITS - M)) + (cterm if keep else 0.0)
+        r = np.float64(np.float32(t * _pow2(M - ACC_BITS)))
+        ok = ok & np.isfinite(r)
+        bad[jj] = bad[jj] | (not ok)
+        D[jj] = r if ok else 0.0
 
 
 @njit(cache=True, inline="always")
@@ -125,7 +131,7 @@ def _half(a, ea, b, eb, k0, k1, step, F):
     E = PAD_EXP
     for k in range(k0, k1, step):
         E = max(E, ea[k] + eb[k])
-    sc = _p2(F - E)
+    sc = _pow2(F - E)
     S = 0.0
     for k in range(k0, k1, step):
         S += np.trunc((a[k] * b[k]) * sc)
@@ -165,18 +171,21 @@ def fused_one(a, ea, b, eb, c, p):
 
 
 @njit(cache=True, inline="always")
-def _vhalf(a, ea, B, EB, k0, k1, step, j0, j1, E, S, scale_bits, scale, F):
-    """Vector :func:`_half` over the columns ``j0 .. j1-1``."""
+def _vhalf(a, ea, B, EB, k0, k1, step, j0, j1, E, S, scale, F):
+    """Vector :func:`_half` over the columns ``j0 .. j1-1`` (``k0 < k1``): the first product starts the
+    exponent maximum and, scaled, the sum."""
     w = j1 - j0
+    eb, eak = EB[k0, j0:j1], ea[k0]
     for jj in range(w):
-        E[jj] = PAD_EXP
-    for k in range(k0, k1, step):
+        E[jj] = max(eak + eb[jj], PAD_EXP)
+    for k in range(k0 + step, k1, step):
         _vmax(E[:w], ea[k], EB[k, j0:j1])
+    b, ak = B[k0, j0:j1], a[k0]
     for jj in range(w):
-        scale_bits[jj] = np.int64(F - E[jj] + 1023) << 52
-    for jj in range(w):
-        S[jj] = 0.0
-    for k in range(k0, k1, step):
+        sc = _pow2(F - E[jj])
+        scale[jj] = sc
+        S[jj] = np.trunc((ak * b[jj]) * sc) + 0.0  # + 0.0: a sum of zero terms is +0, as the rule says
+    for k in range(k0 + step, k1, step):
         _vacc(S[:w], a[k], B[k, j0:j1], scale[:w])
 
 
@@ -191,25 +200,27 @@ def _fused_gemm_py(A, EA, B, EB, C, p):
         i, j0, j1 = _task(t, nj, N)
         w = j1 - j0
         D = np.empty(JB)
-        D_bits = D.view(np.int64)
         bad = np.zeros(JB, dtype=np.bool_)
         E0 = np.empty(JB, dtype=np.int32)
         E1 = np.full(JB, PAD_EXP, dtype=np.int32)
         S0 = np.empty(JB)
         S1 = np.zeros(JB)
-        sc_bits = np.empty(JB, dtype=np.int64)
-        sc = sc_bits.view(np.float64)
+        sc = np.empty(JB)
         for jj in range(w):
             D[jj] = C[i, j0 + jj]
         a, ea = A[i], EA[i]
         for g0 in range(0, K, G):
             g1 = min(g0 + G, K)
             if split:
-                _vhalf(a, ea, B, EB, g0, g1, 2, j0, j1, E0, S0, sc_bits, sc, F)
-                _vhalf(a, ea, B, EB, g0 + 1, g1, 2, j0, j1, E1, S1, sc_bits, sc, F)
+                _vhalf(a, ea, B, EB, g0, g1, 2, j0, j1, E0, S0, sc, F)
+                if g0 + 1 < g1:
+                    _vhalf(a, ea, B, EB, g0 + 1, g1, 2, j0, j1, E1, S1, sc, F)
+                else:  # a last group of one product: the odd half holds only padding
+                    E1[:] = PAD_EXP
+                    S1[:] = 0.0
             else:
-                _vhalf(a, ea, B, EB, g0, g1, 1, j0, j1, E0, S0, sc_bits, sc, F)
-            _vfinish(S0[:w], E0[:w], S1[:w], E1[:w], D[:w], D_bits[:w], bad[:w], split, F)
+                _vhalf(a, ea, B, EB, g0, g1, 1, j0, j1, E0, S0, sc, F)
+            _vfinish(S0[:w], E0[:w], S1[:w], E1[:w], D[:w], bad[:w], split, F)
         for jj in range(w):
             out[i, j0 + jj] = D[jj]
             redo[i, j0 + jj] = bad[jj]
@@ -254,8 +265,6 @@ def _fma_gemm_py(A, B, C):
     nj = (N + JB - 1) // JB
     out = np.empty((M, N), dtype=np.float64)
     for t in prange(M * nj):
-        T = np.empty(JB)
-        T_bits = T.view(np.int64)
         D = np.empty(JB)
         i, j0, j1 = _task(t, nj, N)
         w = j1 - j0
@@ -263,23 +272,17 @@ def _fma_gemm_py(A, B, C):
             D[jj] = C[i, j0 + jj]
         for k in range(K):
             ak = A[i, k]
+            b = B[k, j0:j1]
             for jj in range(w):
-                p = ak * B[k, j0 + jj]
+                p = ak * b[jj]
                 d = D[jj]
                 s = p + d
                 bb = s - p
                 err = (p - (s - bb)) + (d - bb)
-                T[jj] = s
-                D[jj] = err
-            for jj in range(w):
-                err = D[jj]
-                s = T[jj]
-                bits = T_bits[jj]
-                fix = (err != 0.0) & np.isfinite(s) & ((bits & 1) == 0)
+                bits = _bits(s)
+                fix = (err != 0.0) & ((bits & 1) == 0) & np.isfinite(s)
                 step = np.int64(1) if (err > 0.0) == (s > 0.0) else np.int64(-1)
-                T_bits[jj] = bits + step if fix else bits
-            for jj in range(w):
-                D[jj] = np.float64(np.float32(T[jj]))
+                D[jj] = np.float64(np.float32(_float(bits + step) if fix else s))
         for jj in range(w):
             out[i, j0 + jj] = D[jj]
     return out

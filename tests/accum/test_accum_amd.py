@@ -196,7 +196,7 @@ def test_rules_by_hand(gpu, fmt, a, b, c, want):
         assert same(got, want), (gpu, fmt, got, want)
 
 
-_QUALIFIER = {"fp16": "f32_32x32x8_f16", "bf16": "f32_32x32x8_bf16", "xf32": "f32_16x16x8_xf32",
+_QUALIFIER = {"fp16": "f32_16x16x16_f16", "bf16": "f32_16x16x16_bf16", "xf32": "f32_16x16x8_xf32",
               "fp32": "f32_16x16x4_f32", "E4M3FNUZ": "f32_16x16x32_fp8_fp8"}
 
 
@@ -215,6 +215,18 @@ def test_mmasim_agrees():
         got = m.dotadd(list(a) + pad, list(b) + pad, c)
         ours = accum.tensor_core(gpu, fmt).dot(list(a) + pad, list(b) + pad, c)
         assert same(got, ours), (fmt, a, b, c, got, ours)
+    rng = np.random.default_rng(4)
+    for qual, fa, fb in (("f32_16x16x16_f16", "fp16", "fp16"), ("f32_16x16x16_bf16", "bf16", "bf16"),
+                         ("f32_16x16x8_xf32", "xf32", "xf32"),
+                         ("f32_16x16x32_fp8_bf8", "E4M3FNUZ", "E5M2FNUZ"),
+                         ("f32_16x16x32_bf8_bf8", "E5M2FNUZ", "E5M2FNUZ")):
+        m = sim.mfma("CDNA3", qual)
+        model = accum.tensor_core("MI300X", fa)
+        model = model.for_inputs(model.in_format, accum.tensor_core("MI300X", fb).in_format)
+        A, B, c = random_vectors(rng, model, 10, m.k, narrow=True)
+        for i in range(10):
+            got = m.dotadd(A[i].tolist(), B[i].tolist(), float(c[i]))
+            assert same(got, model.dot(A[i], B[i], c[i])), (qual, A[i].tolist(), B[i].tolist(), c[i], got)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 Usage: python benchmarks/bench_accum.py [--size 1024] [--models h100-fp8,h100-fp8-fastaccum,fp32,exact]
        [--repeat 3]
        python benchmarks/bench_accum.py --models amd      # every AMD MFMA model (docs/accumulation.md §10)
+       OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/bench_accum.py --models amd --cpu-time
 
 Prints GFLOP/s (2*M*N*K / best time) of each model's ``.gemm`` on inputs of its operand format (standard
 normal values rounded to it; E4M3 for the NVIDIA presets) and the ratio to NumPy float32 matmul of float32
@@ -40,12 +41,16 @@ def _operand(x: np.ndarray, fmt) -> np.ndarray:
     return x.astype(_DTYPES[fmt.name]).astype(np.float64)
 
 
+CLOCK = [time.perf_counter]
+
+
 def _best(fn, repeat: int) -> float:
     best = float("inf")
+    clock = CLOCK[0]
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = clock()
         fn()
-        best = min(best, time.perf_counter() - t)
+        best = min(best, clock() - t)
     return best
 
 
@@ -55,7 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="h100-fp8,h100-fp8-fastaccum,b200-fp8,fp32,fp16,exact",
                     help="comma-separated preset names or GPU:in_format; 'amd': every AMD MFMA model")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time with the process CPU clock (steadier on a loaded machine; run it "
+                    "single-threaded: OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1)")
     args = ap.parse_args(argv)
+    if args.cpu_time:
+        CLOCK[0] = time.process_time
     n = args.size
     rng = np.random.default_rng(0)
     X, Y = rng.standard_normal((n, n)), rng.standard_normal((n, n))

@@ -101,29 +101,53 @@ def _finish(S0, E0, S1, E1, d, ec, split, F):
 
 
 @njit(cache=True, inline="always")
+def _lane(S0, e0, S1, e1, d, split, F):
+    """:func:`_finish` of one lane without branches (powers of two from their bit patterns): ``(r, ok)``;
+    ``ok`` is false (and ``r`` 0) when ``d`` is not finite, the group exponent allows a product >= 2**128 or
+    the result is not finite (the output then takes the scalar path)."""
+    ed = ((_bits(d) >> 52) & 0x7FF) - 1023
+    ec = max(ed, C_EMIN)  # a zero d: its bits give -1023, so C_EMIN (= ZERO_EXP)
+    e0, e1 = np.int64(e0), np.int64(e1)
+    ok = (ed < 1024) & (e0 < BIG - 1) & (e1 < BIG - 1)
+    e0 = e0 if ok else 0
+    e1 = e1 if ok else 0
+    d = d if ok else 0.0
+    E = max(e0, e1) if split else e0
+    M = max(E, ec) if ok else 0
+    s = np.floor(S0 * _pow2(e0 - E)) + np.floor(S1 * _pow2(e1 - E)) if split else S0
+    keep = (not split) or ec >= M - C_DROP  # split: c far below the products is dropped
+    cterm = np.floor(d * _pow2(C_BITS - M)) * _pow2(ACC_BITS - C_BITS)
+    t = np.floor(s * _pow2(E - F + ACC_BITS - M)) + (cterm if keep else 0.0)
+    r = np.float64(np.float32(t * _pow2(M - ACC_BITS)))
+    ok = ok & np.isfinite(r)
+    return (r if ok else 0.0), ok
+
+
+@njit(cache=True, inline="always")
 def _vfinish(S0, E0, S1, E1, D, bad, split, F):
-    """Vector :func:`_finish` in one branch-free pass (powers of two from their bit patterns): a lane whose
-    ``d`` is not finite, whose group exponent allows a product >= 2**128 or whose result is not finite is
-    flagged in ``bad`` and left 0 (its output takes the scalar path)."""
+    """:func:`_lane` over the columns; a failing lane is flagged in ``bad`` and left 0."""
     for jj in range(D.shape[0]):
-        d = D[jj]
-        ed = ((_bits(d) >> 52) & 0x7FF) - 1023
-        ec = max(ed, C_EMIN)  # a zero d: its bits give -1023, so C_EMIN (= ZERO_EXP)
-        e0, e1 = np.int64(E0[jj]), np.int64(E1[jj])
-        ok = (ed < 1024) & (e0 < BIG - 1) & (e1 < BIG - 1)
-        e0 = e0 if ok else 0
-        e1 = e1 if ok else 0
-        d = d if ok else 0.0
-        E = max(e0, e1) if split else e0
-        M = max(E, ec) if ok else 0
-        s = np.floor(S0[jj] * _pow2(e0 - E)) + np.floor(S1[jj] * _pow2(e1 - E)) if split else S0[jj]
-        keep = (not split) or ec >= M - C_DROP  # split: c far below the products is dropped
-        cterm = np.floor(d * _pow2(C_BITS - M)) * _pow2(ACC_BITS - C_BITS)
-        t = np.floor(s * _pow2(E - F + ACC_BITS - M)) + (cterm if keep else 0.0)
-        r = np.float64(np.float32(t * _pow2(M - ACC_BITS)))
-        ok = ok & np.isfinite(r)
+        r, ok = _lane(S0[jj], E0[jj], S1[jj], E1[jj], D[jj], split, F)
         bad[jj] = bad[jj] | (not ok)
-        D[jj] = r if ok else 0.0
+        D[jj] = r
+
+
+@njit(cache=True, inline="always")
+def _group4(a, ea, B, EB, g0, j0, j1, D, bad, F):
+    """A whole group of 4 products (not split; xf32 and ``group=4``) in one pass over the columns: exponent
+    maximum, aligned truncated sum and :func:`_lane` in registers."""
+    a0, a1, a2, a3 = a[g0], a[g0 + 1], a[g0 + 2], a[g0 + 3]
+    e0, e1, e2, e3 = ea[g0], ea[g0 + 1], ea[g0 + 2], ea[g0 + 3]
+    b0, b1, b2, b3 = B[g0, j0:j1], B[g0 + 1, j0:j1], B[g0 + 2, j0:j1], B[g0 + 3, j0:j1]
+    f0, f1, f2, f3 = EB[g0, j0:j1], EB[g0 + 1, j0:j1], EB[g0 + 2, j0:j1], EB[g0 + 3, j0:j1]
+    for jj in range(j1 - j0):
+        E = max(max(e0 + f0[jj], e1 + f1[jj]), max(e2 + f2[jj], e3 + f3[jj]))
+        sc = _pow2(F - E)
+        S = (np.trunc((a0 * b0[jj]) * sc) + np.trunc((a1 * b1[jj]) * sc)) + \
+            (np.trunc((a2 * b2[jj]) * sc) + np.trunc((a3 * b3[jj]) * sc)) + 0.0
+        r, ok = _lane(S, E, 0.0, PAD_EXP, D[jj], False, F)
+        bad[jj] = bad[jj] | (not ok)
+        D[jj] = r
 
 
 @njit(cache=True, inline="always")
@@ -211,6 +235,9 @@ def _fused_gemm_py(A, EA, B, EB, C, p):
         a, ea = A[i], EA[i]
         for g0 in range(0, K, G):
             g1 = min(g0 + G, K)
+            if G == 4 and not split and g1 - g0 == 4:
+                _group4(a, ea, B, EB, g0, j0, j1, D[:w], bad[:w], F)
+                continue
             if split:
                 _vhalf(a, ea, B, EB, g0, g1, 2, j0, j1, E0, S0, sc, F)
                 if g0 + 1 < g1:

@@ -120,9 +120,9 @@ def tensor_core(gpu: str, in_format: Format | str, out_format: Format | str = "f
     """
     if isinstance(gpu, str) and amd.gpu_key(gpu) is not None:
         return amd.mfma(gpu, in_format, out_format, instruction)
-    if instruction is not None:
-        raise ValueError(f"instruction {instruction!r}: valid for {gpu}: None")
     g = _gpu_key(gpu)
+    if instruction is not None:
+        raise ValueError(f"instruction {instruction!r}: valid for {g}: None")
     fin, iname = _in_key(in_format)
     fout, oname = _out_key(out_format)
     fam = _FAMILY[g]

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from fp8ref.accum import amd
 from fp8ref.accum.models import BlockFMA, Exact, Promoted, Sequential
-from fp8ref.formats import BF16, E4M3, E5M2, FP16, FP32, TF32, Format
+from fp8ref.formats import BF16, E4M3, E4M3FNUZ, E5M2, FP16, FP32, TF32, Format
 from fp8ref.formats import format as _resolve_format
 
-GPUS = ("V100", "A100", "A2", "Ada", "L40S", "H100", "H200", "B200")
+GPUS = ("V100", "A100", "A2", "Ada", "L40S", "H100", "H200", "B200") + amd.GPUS
 IN_FORMATS = ("fp16", "bf16", "tf32", "E4M3", "E5M2")
 
 _MTC = "Khattak & Mikaitis, MATLAB-tensor-core @ b12b5a7 models/"
@@ -107,14 +108,21 @@ def _out_key(fmt: Format | str) -> tuple[Format, str]:
     raise ValueError(f"out_format {f.name} has no tensor-core model; valid: fp32, fp16")
 
 
-def tensor_core(gpu: str, in_format: Format | str, out_format: Format | str = "fp32") -> BlockFMA:
+def tensor_core(gpu: str, in_format: Format | str, out_format: Format | str = "fp32", *,
+                instruction: str | None = None) -> BlockFMA | amd.Mfma:
     """The block-FMA model of one MMA instruction path of ``gpu`` for ``in_format`` inputs.
 
     ``gpu``: V100, A100, A2, Ada, L40S, H100, H200, B200 (case-insensitive); ``in_format``: fp16, bf16,
     tf32, E4M3, E5M2; ``out_format``: fp32 or fp16. Combinations the GPU does not have raise ``ValueError``.
     Every model of the table reproduces the published measurements of its GPU (``confirmed=True``).
+    AMD ``gpu`` MI100, MI250X, MI300X: :func:`fp8ref.accum.amd.mfma` (``instruction`` ``None`` or
+    ``"mfma"``; docs/accumulation.md §10).
     """
+    if isinstance(gpu, str) and amd.gpu_key(gpu) is not None:
+        return amd.mfma(gpu, in_format, out_format, instruction)
     g = _gpu_key(gpu)
+    if instruction is not None:
+        raise ValueError(f"instruction {instruction!r}: valid for {g}: None")
     fin, iname = _in_key(in_format)
     fout, oname = _out_key(out_format)
     fam = _FAMILY[g]
@@ -158,6 +166,7 @@ def _presets() -> dict[str, object]:
         "l40s-fp8-fastaccum": replace(l40s, name="l40s-fp8-fastaccum"),
         "l40s-fp8": Promoted(l40s, 128, name="l40s-fp8"),
         "b200-fp8": replace(b200, name="b200-fp8"),
+        "mi300x-fp8": replace(tensor_core("MI300X", E4M3FNUZ), name="mi300x-fp8"),
     }
     return p
 

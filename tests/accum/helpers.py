@@ -7,7 +7,7 @@ import functools
 import numpy as np
 
 from fp8ref import accum
-from fp8ref.formats import TF32, Format
+from fp8ref.formats import FP32, TF32, Format
 
 
 def all_models() -> list[tuple[str, object]]:
@@ -24,9 +24,10 @@ def all_models() -> list[tuple[str, object]]:
 
 @functools.cache
 def finite_values(fmt: Format) -> np.ndarray:
-    if fmt == TF32:
+    if fmt in (TF32, FP32):  # 2**16 random bit patterns (TF32: its 13 low bits clear)
         rng = np.random.default_rng(7)
-        bits = rng.integers(0, 1 << 32, 1 << 16, dtype=np.uint64).astype(np.uint32) & np.uint32(0xFFFFE000)
+        mask = np.uint32(0xFFFFE000 if fmt == TF32 else 0xFFFFFFFF)
+        bits = rng.integers(0, 1 << 32, 1 << 16, dtype=np.uint64).astype(np.uint32) & mask
         with np.errstate(invalid="ignore"):
             v = bits.view(np.float32).astype(np.float64)
     else:

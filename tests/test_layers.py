@@ -9,7 +9,7 @@ executed) are left out. Two rules:
 2. there is no import cycle between modules (inside a layer either).
 
 ``import fp8ref`` / ``from fp8ref import NAME`` resolve through the package's lazy table
-(``fp8ref/__init__.py``'s ``_LAZY``) to the module that defines NAME.
+(``fp8ref/__init__.py``'s ``_LAZY_BY_MODULE``) to the module that defines NAME.
 """
 
 from __future__ import annotations
@@ -78,9 +78,10 @@ def _lazy_table() -> dict[str, str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.AnnAssign | ast.Assign):
             targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
-            if any(isinstance(t, ast.Name) and t.id == "_LAZY" for t in targets):
-                return ast.literal_eval(node.value)
-    return {}
+            if any(isinstance(t, ast.Name) and t.id == "_LAZY_BY_MODULE" for t in targets):
+                by_module = ast.literal_eval(node.value)
+                return {name: module for module, names in by_module.items() for name in names}
+    raise AssertionError("fp8ref/__init__.py has no _LAZY_BY_MODULE table")
 
 
 LAZY = _lazy_table()

@@ -102,18 +102,13 @@ def product_scaled_gemm(A, B, C, SA, SB, ESA, ESB, block: int, p: BlockParams, f
 
 
 def group_scaled_gemm(A, B, C, SA, SB, ESA, ESB, block: int, group: int, p: BlockParams) -> np.ndarray:
-    """kind::mxf4nvf4: per instruction of ``p.nfma`` elements, the exact group sums (NumPy float64
-    products of ``group`` E2M1 pairs, exact in any order) and one :data:`groupwise.STEP` over the outputs."""
-    m, k = A.shape
-    D = np.array(C, dtype=np.float64, copy=True)
-    for k0 in range(0, k, p.nfma):
-        starts = list(range(k0, min(k0 + p.nfma, k), group))
-        G = np.empty((len(starts), m, B.shape[1]))
-        for g, g0 in enumerate(starts):
-            np.matmul(A[:, g0:g0 + group], B[g0:g0 + group, :], out=G[g])
-        gcol = np.array([g0 // block for g0 in starts], dtype=np.int64)
-        D = _pick(groupwise.STEP, m * B.shape[1] * len(starts) * group)(D, G, SA, SB, ESA, ESB, gcol, p)
-    return D
+    """kind::mxf4nvf4: instructions of ``p.nfma`` elements, each group of ``group`` products summed exactly,
+    the groups aligned by their scale exponents (:data:`groupwise.GROUP_GEMM`)."""
+    if p.nfma // group > groupwise.MAX_GROUPS:
+        raise ValueError(f"{p.nfma // group} groups per instruction: the kernel holds "
+                         f"{groupwise.MAX_GROUPS}")
+    return _pick(groupwise.GROUP_GEMM, A.size * B.shape[1])(A, np.ascontiguousarray(B), C, SA, SB, ESA, ESB,
+                                                            block, group, p)
 
 
 def block_dots(A: np.ndarray, B: np.ndarray, c: np.ndarray, p: BlockParams, fa, fb) -> np.ndarray:

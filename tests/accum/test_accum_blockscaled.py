@@ -180,3 +180,32 @@ def test_scale_arguments_are_checked():
         NV4.for_inputs(E4M3, E4M3)
     mixed = MX8.for_inputs(E4M3, "E2M1")
     assert mixed.dot(one, np.full(32, 6.0), scale_a=[1.0], scale_b=[0.5]) == 96.0
+
+
+@pytest.mark.parametrize("name,model", SCALED, ids=[n for n, _ in SCALED])
+def test_infer_scaled_recovers_the_rules(name, model):
+    from fp8ref.accum import scaledprobes as sp
+
+    inf = sp.infer_scaled(sp.dot_fn_of(model), model.in_format, model.block_size, model.scale_format)
+    assert inf.frac_bits == model.frac_bits and inf.rounding == "toward zero (RZ)"
+    assert inf.term_truncation == "toward zero" and inf.c_mode == "aligned with the products"
+    assert inf.scales.startswith("group sums" if model.group else "each product's exponent")
+    assert inf.k == (model.k if model.scale_format == E8M0 else None)
+    assert "cannot be seen" in inf.summary()
+
+
+@pytest.mark.parametrize("plain,rounding,c_mode", [
+    (accum.tensor_core("B200", "E4M3", instruction="mma"), "not determined", "added after the products"),
+    (accum.BlockFMA(32, 30, 23, "rne", in_format="E4M3"), "to nearest", "aligned"),
+    (accum.BlockFMA(32, 30, 23, "rz", in_format="E4M3"), "toward zero", "aligned"),
+])
+def test_infer_scaled_tells_other_rules_apart(plain, rounding, c_mode):
+    from fp8ref.accum import scaledprobes as sp
+
+    wide = plain.for_inputs("fp32")  # the scaled products are fp32 values
+
+    def box(a, b, c, sa, sb):  # a plain instruction with the block scales folded into its operands
+        return wide.dot(a * np.repeat(sa, 32), b * np.repeat(sb, 32), c)
+
+    inf = sp.infer_scaled(box, "E4M3", 32, "E8M0")
+    assert inf.rounding.startswith(rounding) and inf.c_mode.startswith(c_mode), inf.summary()

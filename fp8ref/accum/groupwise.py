@@ -17,7 +17,7 @@ import numpy as np
 from numba import prange
 
 from fp8ref.accum.primitives import float_exponent, round_int, twins
-from fp8ref.accum.tiled import JB, _epilogue, _n_tiles, _tile
+from fp8ref.accum.tiled import JB, _epilogue, _n_tiles, _tile, epilogue_buffers
 
 MAX_GROUPS = 8  # groups per instruction the kernel's buffer holds (kind::mxf4nvf4: 64 / 16 = 4)
 
@@ -36,12 +36,7 @@ def _group_gemm_py(A, B, C, SA, SB, ESA, ESB, block, group, p):
         E = np.empty(JB, dtype=np.int32)
         S = np.empty(JB)
         S_bits = S.view(np.int64)
-        scale_bits = np.empty(JB, dtype=np.int64)
-        scale = scale_bits.view(np.float64)
-        okv = np.empty(JB, dtype=np.int8)
-        rb = np.empty(JB, dtype=np.int64)
-        sb = np.empty(JB, dtype=np.int64)
-        rbf, sbf = rb.view(np.float64), sb.view(np.float64)
+        okv, rb, rbf, sb, sbf, scale_bits, scale = epilogue_buffers()
         for i in range(i0, i1):
             for jj in range(w):
                 d[jj] = C[i, j0 + jj]

@@ -1,15 +1,18 @@
 """Benchmark of the accumulation-model GEMM kernels against NumPy float32 matmul (same run, same inputs).
 
 Usage: python benchmarks/bench_accum.py [--size 1024] [--models h100-fp8,h100-fp8-fastaccum,fp32,exact]
-       [--repeat 3]
+       [--repeat 3] [--threads N] [--cpu-time]
        python benchmarks/bench_accum.py --models amd      # every AMD MFMA model (docs/accumulation.md §10)
        OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/bench_accum.py --models amd --cpu-time
 
 Prints GFLOP/s (2*M*N*K / best time) of each model's ``.gemm`` on inputs of its operand format (standard
-normal values rounded to it; E4M3 for the NVIDIA presets) and the ratio to NumPy float32 matmul of float32
-matrices of the same size (NumPy timed first and again after each model; the ratio uses the best NumPy time
-so far); the target for "h100-fp8" and for every AMD model at 1024^3 is >= 1/50. A model
-is a preset name or ``GPU:in_format`` (``accum.tensor_core``), e.g. ``MI300X:xf32``.
+normal values rounded to it: E4M3 for the NVIDIA FP8 presets; E2M1 for the FP4 block-scaled presets, with
+random block scales of the model's scale format) and the ratio to NumPy float32 matmul of float32 matrices
+of the same size (NumPy timed first and again after each model; the ratio uses the best NumPy time so far).
+The target for "h100-fp8", every instruction model of issue 12 and every AMD model at 1024^3 is >= 1/50. A
+model is a preset name or ``GPU:in_format`` (``accum.tensor_core``), e.g. ``MI300X:xf32``. ``--threads``
+sets Numba's thread count (run 1 and 2 to see the parallel kernels scale); ``--cpu-time`` times with the
+process CPU clock (steadier on a loaded machine; run it single-threaded).
 """
 
 from __future__ import annotations
@@ -22,12 +25,17 @@ import numpy as np
 
 from fp8ref import accum
 
-TARGETS = {"h100-fp8": 1 / 50, "mi300x-fp8": 1 / 50}
+TARGETS = {name: 1 / 50 for name in ("h100-fp8", "b200-fp8", "rtx5090-fp8", "h100-fp8-wgmma-fp16",
+                                      "b200-mxfp8", "b200-mxfp4", "b200-nvfp4", "rtx5090-mxfp8",
+                                      "rtx5090-mxfp4", "rtx5090-nvfp4", "mi300x-fp8")}
+DEFAULT_MODELS = ("h100-fp8,h100-fp8-fastaccum,b200-fp8,b200-fp8-mma,rtx5090-fp8,h100-fp8-wgmma-fp16,"
+                  "b200-mxfp8,b200-mxfp4,b200-nvfp4,fp32,fp16,exact")
 AMD = ["MI100:fp32", "MI100:fp16", "MI100:bf16", "MI250X:fp16", "MI250X:bf16", "MI300X:fp32", "MI300X:xf32",
        "MI300X:fp16", "MI300X:bf16", "mi300x-fp8", "MI300X:E5M2FNUZ"]
 _DTYPES = {"E4M3": ml_dtypes.float8_e4m3fn, "E5M2": ml_dtypes.float8_e5m2,
            "E4M3FNUZ": ml_dtypes.float8_e4m3fnuz, "E5M2FNUZ": ml_dtypes.float8_e5m2fnuz, "FP16": np.float16,
-           "BF16": ml_dtypes.bfloat16, "FP32": np.float32}
+           "BF16": ml_dtypes.bfloat16, "FP32": np.float32, "E2M1": ml_dtypes.float4_e2m1fn}
+CLOCK = [time.perf_counter]
 
 
 def _model(name: str):
@@ -41,7 +49,21 @@ def _operand(x: np.ndarray, fmt) -> np.ndarray:
     return x.astype(_DTYPES[fmt.name]).astype(np.float64)
 
 
-CLOCK = [time.perf_counter]
+def _scales(model, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    if model.scale_format.name == "E8M0":
+        return np.ldexp(1.0, rng.integers(-8, 8, shape))
+    return rng.choice(np.array([0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 448.0]), shape)
+
+
+def _arguments(model, X: np.ndarray, Y: np.ndarray, rng: np.random.Generator) -> tuple[tuple, dict]:
+    """``.gemm`` arguments for ``model``: ``X``, ``Y`` rounded to its operand formats; block-scaled models
+    also get random scales of their scale format."""
+    A, B = _operand(X, model.in_format), _operand(Y, model.format_b)
+    if not isinstance(model, accum.BlockScaled):
+        return (A, B), {}
+    nb = -(-A.shape[1] // model.block_size)
+    return (A, B), {"scale_a": _scales(model, (A.shape[0], nb), rng),
+                    "scale_b": _scales(model, (nb, B.shape[1]), rng)}
 
 
 def _best(fn, repeat: int) -> float:
@@ -57,13 +79,18 @@ def _best(fn, repeat: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=1024, help="M = N = K (default 1024)")
-    ap.add_argument("--models", default="h100-fp8,h100-fp8-fastaccum,b200-fp8,fp32,fp16,exact",
+    ap.add_argument("--models", default=DEFAULT_MODELS,
                     help="comma-separated preset names or GPU:in_format; 'amd': every AMD MFMA model")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="Numba threads (default: all)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="time with the process CPU clock (steadier on a loaded machine; run it "
                     "single-threaded: OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1)")
     args = ap.parse_args(argv)
+    if args.threads:
+        import numba
+
+        numba.set_num_threads(args.threads)
     if args.cpu_time:
         CLOCK[0] = time.process_time
     n = args.size
@@ -78,9 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     names = AMD if args.models == "amd" else [s.strip() for s in args.models.split(",")]
     for name in names:
         model = _model(name)
-        A, B = _operand(X, model.in_format), _operand(Y, model.format_b)
-        model.gemm(A[:64, :64], B[:64, :64])  # compile / load the kernels outside the timing
-        t = _best(lambda m=model, a=A, b=B: m.gemm(a, b), args.repeat)
+        pos, kw = _arguments(model, X, Y, rng)
+        small, skw = _arguments(model, X[:64, :64], Y[:64, :64], rng)
+        model.gemm(*small, **skw)  # compile / load the kernels outside the timing
+        model.gemm(*pos, **kw)  # and the parallel build
+        t = _best(lambda m=model, pos=pos, kw=kw: m.gemm(*pos, **kw), args.repeat)
         g = flops / t / 1e9
         t_near = _best(lambda: np.matmul(A32, B32), 3)  # NumPy again beside each model (load drifts)
         g_np = max(g_np, flops / t_near / 1e9)

@@ -26,10 +26,17 @@ run goes on; a section that would start after ``--budget`` seconds is skipped):
 ``throughput``
     ``_scaled_mm`` (tensor-wise and row-wise, fast accumulation off and on, bfloat16 output) against a
     bfloat16 ``torch.matmul`` of the same shape, in TFLOP/s and as ratios measured in this run.
+``block_scaled``
+    the block-scaled ``torch._scaled_mm`` paths of torch 2.13 on compute capability 10.0 / 12.0 (torch's
+    ``_meta_registrations.py`` / ``ScaledBlas.cpp``: E8M0 scales per 32 elements with FP8 or packed FP4
+    ``float4_e2m1fn_x2`` operands = MXFP8 / MXFP4, E4M3 scales per 16 with FP4 = NVFP4 single level; scales in
+    cuBLAS's 128x4 swizzled layout): bit-exact fraction against fp8ref's block-scaled presets (``b200-*``,
+    ``rtx5090-*``) and ``exact``, per recipe. Other capabilities: skipped with the reason.
 
 ``--dry-run`` runs all of it without a GPU: casts through ``torch-cpu`` (the same code path), ``_scaled_mm``
 replaced by a simulated device -- the reference with the ``h100-fp8`` / ``h100-fp8-fastaccum`` models behind
-the CUDA padding rules -- and throughput measured on the CPU at toy sizes (the numbers mean nothing).
+the CUDA padding rules; the block-scaled ``_scaled_mm`` by ``b200-*`` on the scales read back from the
+swizzled layout -- and throughput measured on the CPU at toy sizes (the numbers mean nothing).
 Sized to finish within 8 minutes on an H100/H200, start-up (Numba compilation) included.
 """
 
@@ -51,7 +58,7 @@ import numpy as np
 
 SCHEMA = "fp8ref-gpu-check"
 SCHEMA_VERSION = 1
-SECTIONS = ("casts", "scaled_mm", "probes", "trainer", "throughput")
+SECTIONS = ("casts", "scaled_mm", "probes", "trainer", "throughput", "block_scaled")
 
 
 # ---- devices ----------------------------------------------------------------------------------------------
@@ -258,9 +265,10 @@ def _mm_inputs(rng: np.random.Generator, m: int, k: int, n: int, kind: str) -> t
 
 
 def candidate_models() -> list[str]:
-    from fp8ref.accum import PRESETS
+    from fp8ref.accum import PRESETS, BlockScaled
 
-    return ["exact", "fp32", *[p for p in PRESETS if "fp8" in p]]
+    # block-scaled presets need block scales (section block_scaled); these cases are tensorwise
+    return ["exact", "fp32", *[p for p in PRESETS if "fp8" in p and not isinstance(PRESETS[p], BlockScaled)]]
 
 
 def section_scaled_mm(dev: dict[str, Any], quick: bool) -> dict[str, Any]:
@@ -438,6 +446,131 @@ def section_throughput(dev: dict[str, Any], quick: bool, dry_run: bool) -> dict[
 
 
 # ---- driver -----------------------------------------------------------------------------------------------
+# ---- block-scaled _scaled_mm (cc 10.0 / 12.0) ------------------------------------------------------------
+BLOCK_RECIPES = (("mxfp8", "E4M3", 32, "E8M0"), ("mxfp4", "E2M1", 32, "E8M0"), ("nvfp4", "E2M1", 16, "E4M3"))
+
+
+def swizzle_128x4(s: np.ndarray) -> np.ndarray:
+    """cuBLAS's block-scale layout (NVIDIA cuBLAS docs "1D block scaling factors layout"; torchao
+    ``to_blocked``): the (rows, cols) scales padded to (128 r, 4 c), each 128x4 tile stored as 32 x 16 with
+    tile row ``i`` at (``i % 32``, ``(i // 32) * 4 + col``); tiles in row-major order; flattened."""
+    rows, cols = s.shape
+    r, c = -(-rows // 128), -(-cols // 4)
+    p = np.zeros((r * 128, c * 4), dtype=s.dtype)
+    p[:rows, :cols] = s
+    tiles = p.reshape(r, 128, c, 4).transpose(0, 2, 1, 3).reshape(r * c, 4, 32, 4)
+    return np.ascontiguousarray(tiles.transpose(0, 2, 1, 3)).reshape(-1)
+
+
+def unswizzle_128x4(flat: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """The inverse of :func:`swizzle_128x4`."""
+    r, c = -(-rows // 128), -(-cols // 4)
+    tiles = flat.reshape(r * c, 32, 4, 4).transpose(0, 2, 1, 3).reshape(r, c, 128, 4)
+    return tiles.transpose(0, 2, 1, 3).reshape(r * 128, c * 4)[:rows, :cols]
+
+
+def _block_inputs(rng: np.random.Generator, fmt: str, m: int, k: int, n: int, block: int, sfmt: str
+                  ) -> tuple[np.ndarray, ...]:
+    """Element codes of a (M, K) and b (K, N) and scale codes (M, K/block), (N, K/block)."""
+    top = 16 if fmt == "E2M1" else 0x7E
+    a = rng.integers(0, top, (m, k)).astype(np.uint8)
+    b = rng.integers(0, top, (k, n)).astype(np.uint8)
+    b[b == 0x7F] = 0  # no NaN codes
+    lo, hi = (120, 135) if sfmt == "E8M0" else (0x28, 0x48)
+    sa = rng.integers(lo, hi, (m, k // block)).astype(np.uint8)
+    sb = rng.integers(lo, hi, (n, k // block)).astype(np.uint8)
+    return a, b, sa, sb
+
+
+def _pack_fp4(codes: np.ndarray) -> np.ndarray:
+    """E2M1 codes (rows, K) packed two per byte along K: element 2i in the low nibble."""
+    return (codes[:, 0::2] | (codes[:, 1::2] << 4)).astype(np.uint8)
+
+
+def _torch_block_scaled(a, b, sa, sb, fmt: str, sfmt: str) -> np.ndarray:
+    """``torch._scaled_mm`` on CUDA of block-scaled operands (b is passed column-major, as torch requires)."""
+    import torch
+
+    dt = torch.float4_e2m1fn_x2 if fmt == "E2M1" else torch.float8_e4m3fn
+    sdt = torch.float8_e8m0fnu if sfmt == "E8M0" else torch.float8_e4m3fn
+    if fmt == "E2M1":
+        a, bt = _pack_fp4(a), _pack_fp4(np.ascontiguousarray(b.T))
+    else:
+        bt = np.ascontiguousarray(b.T)
+    ta = torch.from_numpy(np.ascontiguousarray(a)).view(dt).cuda()
+    tb = torch.from_numpy(bt).view(dt).cuda().t()
+    tsa = torch.from_numpy(swizzle_128x4(sa)).view(sdt).cuda()
+    tsb = torch.from_numpy(swizzle_128x4(sb)).view(sdt).cuda()
+    return torch._scaled_mm(ta, tb, tsa, tsb, out_dtype=torch.float32).cpu().numpy()
+
+
+def _simulated_block_scaled(a, b, sa, sb, fmt: str, sfmt: str) -> np.ndarray:
+    """The dry run's device: ``b200-*`` on the scales read back from the swizzled layout."""
+    import fp8ref
+    from fp8ref import accum
+
+    m, n = a.shape[0], b.shape[1]
+    sa2 = unswizzle_128x4(swizzle_128x4(sa), *sa.shape)
+    sb2 = unswizzle_128x4(swizzle_128x4(sb), *sb.shape)
+    name = {"E4M3": "b200-mxfp8"}.get(fmt) or ("b200-mxfp4" if sfmt == "E8M0" else "b200-nvfp4")
+    model = accum.get(name)
+    A = fp8ref.dequantize(a, fmt, dtype=np.float64)
+    B = fp8ref.dequantize(b, fmt, dtype=np.float64)
+    S_a = fp8ref.dequantize(sa2, sfmt, dtype=np.float64)
+    S_b = fp8ref.dequantize(sb2, sfmt, dtype=np.float64).T
+    return model.gemm(A, B, scale_a=S_a, scale_b=S_b).astype(np.float32).reshape(m, n)
+
+
+def section_block_scaled(dev: dict[str, Any], quick: bool, dry_run: bool) -> dict[str, Any]:
+    import fp8ref
+    from fp8ref import accum
+    from fp8ref.scaling import ScaledTensor
+
+    cap = dev.get("capability")
+    if not dry_run:
+        import torch
+
+        cap = tuple(torch.cuda.get_device_capability())
+        if cap not in ((10, 0), (12, 0)):
+            return {"skipped": f"block-scaled _scaled_mm needs compute capability 10.0 or 12.0, got {cap}"}
+    prefix = "rtx5090" if cap == (12, 0) else "b200"
+    device = _simulated_block_scaled if dry_run else _torch_block_scaled
+    rng = np.random.default_rng(13)
+    shapes = [(128, 256, 128)] if quick else [(128, 256, 128), (256, 1024, 256), (128, 4096, 128)]
+    rows = []
+    for recipe, fmt, block, sfmt in BLOCK_RECIPES:
+        for m, k, n in shapes:
+            row: dict[str, Any] = {"recipe": recipe, "m": m, "k": k, "n": n, "models": {}}
+            a, b, sa, sb = _block_inputs(rng, fmt, m, k, n, block, sfmt)
+            try:
+                got = np.asarray(device(a, b, sa, sb, fmt, sfmt), dtype=np.float32)
+            except Exception as exc:  # noqa: BLE001 - a refused path is a finding
+                row["error"] = f"{type(exc).__name__}: {exc}"
+                rows.append(row)
+                continue
+            gran = "mx" if sfmt == "E8M0" else "block"
+            sa_v = fp8ref.dequantize(sa, sfmt, dtype=np.float32)
+            sb_v = fp8ref.dequantize(sb, sfmt, dtype=np.float32).T
+            sta = ScaledTensor(a, fp8ref.format(fmt), sa_v, block=(1, block), granularity=gran,
+                               scale_codes=sa)
+            stb = ScaledTensor(b, fp8ref.format(fmt), sb_v, block=(block, 1), granularity=gran,
+                               scale_codes=np.ascontiguousarray(sb.T))
+            for name in (f"b200-{recipe}", f"rtx5090-{recipe}", "exact"):
+                try:
+                    ref = fp8ref.scaled_mm(sta, stb, accumulate=accum.get(name) if name != "exact" else name)
+                except ValueError as exc:
+                    row["models"][name] = {"error": str(exc)}
+                    continue
+                d = _ulps32(ref, got)
+                row["models"][name] = {"bit_exact_fraction": float(np.mean(d == 0)),
+                                       "max_ulps": float(d.max())}
+            row["best_model"] = max((k2 for k2 in row["models"] if "bit_exact_fraction" in row["models"][k2]),
+                                    key=lambda k2: row["models"][k2]["bit_exact_fraction"])
+            row["claimed"] = f"{prefix}-{recipe}"
+            rows.append(row)
+    return {"capability": list(cap) if cap else None, "rows": rows}
+
+
 def run(out: Path, *, dry_run: bool, budget: float, quick: bool, sections: tuple[str, ...] = SECTIONS
         ) -> dict[str, Any]:
     t0 = time.perf_counter()
@@ -454,6 +587,7 @@ def run(out: Path, *, dry_run: bool, budget: float, quick: bool, sections: tuple
         "probes": lambda: section_probes(dev, quick),
         "trainer": lambda: section_trainer(dev, quick),
         "throughput": lambda: section_throughput(dev, quick, dry_run),
+        "block_scaled": lambda: section_block_scaled(dev, quick, dry_run),
     }
     for name in sections:
         elapsed = time.perf_counter() - t0
@@ -540,6 +674,12 @@ def render_markdown(report: dict[str, Any]) -> str:
     for r in s.get("throughput", {}).get("rows", []):
         lines.append(f"- {r['m']}x{r['k']}x{r['n']}: bf16 {r['bf16_matmul_tflops']:.1f} TFLOP/s; "
                      + ", ".join(f"{k[:-7]} {v:.2f}x" for k, v in r.items() if k.endswith("_vs_bf16")))
+    lines += ["", "## Block-scaled `_scaled_mm`", ""]
+    for r in s.get("block_scaled", {}).get("rows", []):
+        lines.append(f"- {r['recipe']} {r['m']}x{r['k']}x{r['n']}: " + (r["error"] if "error" in r else
+                     f"best **{r['best_model']}**; " + ", ".join(
+                         f"{k} {v['bit_exact_fraction']:.4f}" for k, v in r["models"].items()
+                         if "bit_exact_fraction" in v)))
     failed = {name: sec for name, sec in s.items()
               if isinstance(sec, dict) and ("error" in sec or "skipped" in sec)}
     if failed:

@@ -7,8 +7,8 @@ Public API (docs/accumulation.md is the specification)::
     Promoted(inner: BlockFMA, every=128, acc_format=FP32)            # fp32 promotion every `every` K-elements
     Sequential(acc_format=FP32, in_format=E4M3)                      # acc = RN_acc(acc + a_k*b_k), k order
     Exact(out_format=FP32, in_format=E4M3)                           # one rounding of the exact sum
-    tensor_core(gpu, in_format, out_format="fp32", *, instruction=None)
-                                # V100 A100 A2 Ada L40S H100 H200 B200 -> BlockFMA;
+    tensor_core(gpu, in_format, out_format="fp32", *, instruction=None, block_size=None,
+                scale_format=None) -> BlockFMA | BlockScaled | Mfma   # GPUS; instructions(gpu)
                                 # MI100 MI250X MI300X -> Mfma (instruction "mfma", docs/accumulation.md §10)
     get(name) / PRESETS                                              # "exact", "fp32", "fp16", "bf16",
                                                                      # "h100-fp8", "h100-fp8-fastaccum", ...
@@ -30,16 +30,19 @@ from __future__ import annotations
 from typing import Any
 
 from fp8ref.accum.amd import Mfma
+from fp8ref.accum.blockscaled import BlockScaled
 from fp8ref.accum.models import BlockFMA, Exact, Model, Promoted, Sequential
-from fp8ref.accum.presets import GPUS, IN_FORMATS, PRESETS, get, tensor_core
+from fp8ref.accum.presets import GPUS, IN_FORMATS, PRESETS, block_scaled, get, instructions, tensor_core
+from fp8ref.accum.rows import INSTRUCTIONS
 
-__all__ = ["BlockFMA", "Mfma", "Promoted", "Sequential", "Exact", "Model", "tensor_core", "get", "PRESETS",
-           "GPUS", "IN_FORMATS", "infer", "Inference", "resolve"]
+__all__ = ["BlockFMA", "Mfma", "Promoted", "Sequential", "Exact", "BlockScaled", "Model", "tensor_core",
+           "get", "PRESETS", "GPUS", "IN_FORMATS", "INSTRUCTIONS", "instructions", "block_scaled", "infer",
+           "Inference", "resolve"]
 
 
 def resolve(model: Any) -> Model:
     """A model object from a preset name or a model (``scaled_mm(accumulate=...)`` accepts both)."""
-    if isinstance(model, (BlockFMA, Promoted, Sequential, Exact, Mfma)):
+    if isinstance(model, (BlockFMA, Promoted, Sequential, Exact, BlockScaled, Mfma)):
         return model
     if isinstance(model, str):
         return get(model)

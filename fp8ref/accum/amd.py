@@ -61,6 +61,8 @@ _CLASS_FORMATS = {"fp32": (FP32,), "xf32": (FP32,), "fp16": (FP16,), "bf16": (BF
                   "fp8": (E4M3FNUZ, E5M2FNUZ)}
 _IN_NAMES = {"CDNA1": ("fp32", "fp16", "bf16"), "CDNA2": ("fp32", "fp16", "bf16"),
              "CDNA3": ("fp32", "xf32", "fp16", "bf16", "E4M3FNUZ", "E5M2FNUZ")}
+# every input-format name of some AMD GPU (fp8ref.accum.IN_FORMATS lists them beside the block-FMA ones)
+IN_NAMES = tuple(dict.fromkeys(n for names in _IN_NAMES.values() for n in names))
 
 
 def _class_of(fmt: Format) -> str:

@@ -57,18 +57,20 @@ def _hwcheck(args: argparse.Namespace) -> int:
 
 
 def model_from_name(name: str):
-    """A preset name, or ``GPU:FORMAT[:OUT]`` for ``tensor_core``."""
+    """A preset name, or ``GPU:FORMAT[:OUT[:INSTRUCTION]]`` for ``tensor_core``."""
     from fp8ref import accum
 
     if ":" in name:
         parts = name.split(":")
-        if len(parts) not in (2, 3):
-            raise ValueError(f"model {name!r}: expected GPU:FORMAT[:OUT]")
-        return accum.tensor_core(*parts)
+        if len(parts) not in (2, 3, 4):
+            raise ValueError(f"model {name!r}: expected GPU:FORMAT[:OUT[:INSTRUCTION]]")
+        ins = parts[3] if len(parts) == 4 else None
+        return accum.tensor_core(*parts[:3], instruction=ins)
     return accum.get(name)
 
 
 def _probe(args: argparse.Namespace) -> int:
+    from fp8ref import accum
     from fp8ref.accum import probes
 
     if args.list:
@@ -97,6 +99,14 @@ def _probe(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"fp8ref probe: {exc}", file=sys.stderr)
         return 2
+    if isinstance(model, accum.BlockScaled):
+        from fp8ref.accum import scaledprobes
+
+        sinf = scaledprobes.infer_scaled(scaledprobes.dot_fn_of(model), model.in_format, model.block_size,
+                                         model.scale_format)
+        print(f"model: {model.describe()}")
+        print(sinf.summary())
+        return 0
     inf = probes.infer(probes.dot_fn_of(model), model.in_format, model.out_format,
                        in_format_b=model.format_b, accepts_c=not args.no_c, max_k=args.max_k,
                        promotion_k=args.promotion_k)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fp8ref.accum import rowwise, tiled
+from fp8ref.accum import groupwise, rowwise, tiled
 from fp8ref.accum.params import AccParams, BlockParams
 from fp8ref.accum.primitives import NEG
 
@@ -53,22 +53,26 @@ def check_block_params(p: BlockParams) -> None:
 
 # --------------------------------------------------------------------------------------------------
 # block models
-def block_gemm(A: np.ndarray, B: np.ndarray, C: np.ndarray, p: BlockParams, fa, fb) -> np.ndarray:
-    """``C + A @ B`` under the block model ``p`` (operands of formats ``fa`` and ``fb``)."""
+def block_gemm(A: np.ndarray, B: np.ndarray, C: np.ndarray, p: BlockParams, fa, fb, EA=None, EB=None
+               ) -> np.ndarray:
+    """``C + A @ B`` under the block model ``p`` (operands of formats ``fa`` and ``fb``). ``EA`` / ``EB``:
+    the elements' alignment exponents when they are not those of their values (block-scaled products)."""
     check_block_params(p)
     work = A.size * B.shape[1]
+    own = EA is not None
+    EA = exponents(A, fa.emin) if EA is None else EA
+    EB = exponents(B, fb.emin) if EB is None else EB
     if tiled.usable(p):
-        return _tiled_block_gemm(A, B, C, p, fa, fb, work)
+        return _tiled_block_gemm(A, B, C, p, fa, fb, work, EA, EB, not own)
     BT = np.ascontiguousarray(B.T)
-    EA, EBT = exponents(A, fa.emin), exponents(BT, fb.emin)
+    EBT = np.ascontiguousarray(EB.T)
     return _pick(rowwise.BLOCK_GEMM, work)(A, EA, BT, EBT, C, nonfinite_rows(A), nonfinite_rows(BT), p)
 
 
-def _tiled_block_gemm(A, B, C, p: BlockParams, fa, fb, work: int) -> np.ndarray:
-    EA = exponents(A, fa.emin)
+def _tiled_block_gemm(A, B, C, p: BlockParams, fa, fb, work: int, EA, EB, f32_ok: bool) -> np.ndarray:
     Bc = np.ascontiguousarray(B)
-    EB = exponents(Bc, fb.emin)
-    f32 = tiled.float32_terms(p, fa, fb)
+    EB = np.ascontiguousarray(EB)
+    f32 = f32_ok and tiled.float32_terms(p, fa, fb)
     if f32:
         B32 = Bc.astype(np.float32)
         PA, PB = tiled.pow2_f32(EA), tiled.pow2_f32(EB)
@@ -80,8 +84,31 @@ def _tiled_block_gemm(A, B, C, p: BlockParams, fa, fb, work: int) -> np.ndarray:
     BT = np.ascontiguousarray(B.T)
     badB = nonfinite_rows(BT)
     if redo.any() or badA.any() or badB.any() or not np.isfinite(C).all():
-        tiled.fixup(out, redo, A, EA, BT, exponents(BT, fb.emin), C, badA, badB, p)
+        tiled.fixup(out, redo, A, EA, BT, np.ascontiguousarray(EB.T), C, badA, badB, p)
     return out
+
+
+def product_scaled_gemm(A, B, C, SA, SB, ESA, ESB, block: int, p: BlockParams, fa, fb) -> np.ndarray:
+    """kind::mxf8f6f4: the block model ``p`` on the scaled operands ``A * sa``, ``B * sb`` (exact: powers of
+    two) with each element's exponent raised by its scale's exponent (a zero element keeps ``NEG``)."""
+    k = A.shape[1]
+    cols = np.arange(k) // block
+    EA, EB = exponents(A, fa.emin), exponents(B, fb.emin)
+    EA = np.where(EA == NEG, EA, EA + ESA[:, cols]).astype(np.int32)
+    EB = np.where(EB == NEG, EB, EB + ESB[cols, :]).astype(np.int32)
+    As = np.ascontiguousarray(A * SA[:, cols])
+    Bs = np.ascontiguousarray(B * SB[cols, :])
+    return block_gemm(As, Bs, C, p, fa, fb, EA, EB)
+
+
+def group_scaled_gemm(A, B, C, SA, SB, ESA, ESB, block: int, group: int, p: BlockParams) -> np.ndarray:
+    """kind::mxf4nvf4: instructions of ``p.nfma`` elements, each group of ``group`` products summed exactly,
+    the groups aligned by their scale exponents (:data:`groupwise.GROUP_GEMM`)."""
+    if p.nfma // group > groupwise.MAX_GROUPS:
+        raise ValueError(f"{p.nfma // group} groups per instruction: the kernel holds "
+                         f"{groupwise.MAX_GROUPS}")
+    return _pick(groupwise.GROUP_GEMM, A.size * B.shape[1])(A, np.ascontiguousarray(B), C, SA, SB, ESA, ESB,
+                                                            block, group, p)
 
 
 def block_dots(A: np.ndarray, B: np.ndarray, c: np.ndarray, p: BlockParams, fa, fb) -> np.ndarray:

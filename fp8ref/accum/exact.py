@@ -206,3 +206,58 @@ def promoted_dot(model, a: Sequence[float], b: Sequence[float], c: float) -> flo
         part = bfma_chain(model.inner, a[g0:g0 + model.every], b[g0:g0 + model.every], 0.0)
         main = _ieee_add(main, part, acc.mbits, acc.emin, acc.emax)
     return main
+
+
+# --------------------------------------------------------------------------------------------------
+# block-scaled instructions
+def scale_exponent(s: float, fmt: Format) -> int:
+    """The exponent of a decoded scale: ``floor(log2 s)`` (a subnormal UE4M3 keeps ``emin``); a zero scale
+    -126 (MMA-Sim ``extract_significand_exponent`` of zero)."""
+    if s == 0:
+        return -126
+    e = floor_log2(Fraction(s))
+    return max(e, fmt.emin) if fmt.has_subnormals else e
+
+
+def scaled_chain(model, a: Sequence[float], b: Sequence[float], c: float, sa: Sequence[float],
+                 sb: Sequence[float]) -> float:
+    """A :class:`~fp8ref.accum.blockscaled.BlockScaled` model over the whole vector: instructions of
+    ``model.k`` consecutive elements chained through the accumulator (started at ``c``); ``sa[k]``,
+    ``sb[k]``: the decoded scales of element ``k`` (absolute values).
+
+    One instruction: specials first (NaN if a scaled product ``a*b*sa*sb``, a scale or ``d`` is NaN or +Inf
+    and -Inf meet, else an infinity). Terms: ``group == 0``: every nonzero product, value ``a*b*sa*sb`` and
+    exponent ``ea + eb + e(sa) + e(sb)``; ``group > 0``: every group of ``group`` consecutive products
+    (also a zero sum), value ``(sum a*b) * sa * sb`` and exponent ``e(sa) + e(sb)``; a nonzero accumulator
+    with ``max(floor(log2|d|), -126)``. Then the block-FMA steps 3-5 of :func:`bfma_block`: alignment at
+    ``frac_bits`` below ``max(exponents, e_floor)``, truncation toward zero, exact sum, one rounding toward
+    zero to fp32."""
+    p = model._params()
+    fs = model.scale_format
+    d = c
+    for k0 in range(0, len(a), model.k):
+        k1 = min(k0 + model.k, len(a))
+        vals = [x * y * s * t for x, y, s, t in zip(a[k0:k1], b[k0:k1], sa[k0:k1], sb[k0:k1], strict=True)]
+        sp = special_sum([*vals, d])
+        if sp is not None:
+            d = sp
+            continue
+        terms: list[tuple[Fraction, int]] = []
+        if model.group == 0:
+            for k in range(k0, k1):
+                if a[k] != 0 and b[k] != 0:
+                    fa, fb = Fraction(a[k]), Fraction(b[k])
+                    terms.append((fa * fb * Fraction(sa[k]) * Fraction(sb[k]),
+                                  exponent(fa, p.emin_a) + exponent(fb, p.emin_b) + scale_exponent(sa[k], fs)
+                                  + scale_exponent(sb[k], fs)))
+        else:
+            for g0 in range(k0, k1, model.group):
+                g1 = min(g0 + model.group, k1)
+                G = sum((Fraction(a[k]) * Fraction(b[k]) for k in range(g0, g1)), Fraction(0))
+                terms.append((G * Fraction(sa[g0]) * Fraction(sb[g0]),
+                              scale_exponent(sa[g0], fs) + scale_exponent(sb[g0], fs)))
+        if d != 0:
+            fd = Fraction(d)
+            terms.append((fd, exponent(fd, p.emin_c)))
+        d = _products_rounded(terms, p)
+    return d

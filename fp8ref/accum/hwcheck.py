@@ -6,7 +6,10 @@ float32 bit patterns), ``c_<GPU>_fp32.txt`` and ``d_<GPU>_<out>.txt`` (32 '0'/'1
 pattern per line; fp16 results are stored widened to float32). tf32 inputs carry low mantissa bits that the
 unit ignores: the low 13 bits are cleared.
 
-Replay rules: every line goes through ``tensor_core(GPU, fmt, out)`` with the stored ``c`` — except the H100
+Replay rules: every line goes through ``tensor_core(GPU, fmt, out, instruction=measured_instruction(...))``
+(the instruction the measurements used: ``wgmma`` for the H100/H200 FP8 fp32-output sets, ``mma`` for every
+other set — MTC's CUDA drivers are ``mma.sync`` kernels, e.g. ``mma_fp8_output_fp32.cu``; B200 FP8 data are
+not ``tcgen05``) with the stored ``c`` — except the H100
 and H200 FP8 fp32-output sets, which were measured with ``wgmma`` and an accumulator input of zero (the
 stored c file does not apply; ``Validate_TC_models.m`` sets ``C = zeros`` for them): those are replayed
 with ``c = 0``. For fp16
@@ -26,6 +29,12 @@ from fp8ref.formats import FP16, FP32
 
 FORMAT_DIRS = ("fp16", "bf16", "tf32", "E4M3", "E5M2")
 C_ZERO = {("H100", "E4M3"), ("H100", "E5M2"), ("H200", "E4M3"), ("H200", "E5M2")}
+
+
+def measured_instruction(gpu: str, fmt: str, out: str) -> str:
+    """The instruction a measurement set was taken with: ``wgmma`` for the H100/H200 FP8 fp32-output sets
+    (``Validate_TC_models.m``: "D = AB + D where D is zero for fp8 with WGMMA"), ``mma`` for the others."""
+    return "wgmma" if (gpu, fmt) in C_ZERO and out == "fp32" else "mma"
 
 
 @dataclass(frozen=True)
@@ -106,7 +115,7 @@ def check_set(root: Path, gpu: str, fmt: str, out: str, max_mismatches: int = 5,
     A, B, c, d = load_set(folder, gpu, fmt, out)
     if limit is not None:
         A, B, c, d = A[:limit], B[:limit], c[:limit], d[:limit]
-    model = tensor_core(gpu, fmt, out)
+    model = tensor_core(gpu, fmt, out, instruction=measured_instruction(gpu, fmt, out))
     notes = []
     if (gpu, fmt) in C_ZERO and out == "fp32":
         c = np.zeros_like(c)

@@ -155,13 +155,23 @@ class _Model:
         A, B, cv = _dot_args(self, a, b, c)
         return self._exact(A[0].tolist(), B[:, 0].tolist(), cv)
 
-    def dot(self, a: Any, b: Any, c: float = 0.0) -> float:
-        """One dot product ``c + sum a_k*b_k`` of 1-D arrays of exactly representable inputs."""
+    def _no_scales(self, scale_a: Any, scale_b: Any) -> None:
+        for nm, v in (("scale_a", scale_a), ("scale_b", scale_b)):
+            if v is not None:
+                raise ValueError(f"{nm}: {self.name or type(self).__name__} is not a block-scaled "
+                                 "instruction and takes no scales; valid: None (block-scaled models come "
+                                 "from tensor_core(..., block_size=16|32, scale_format='E8M0'|'E4M3'))")
+
+    def dot(self, a: Any, b: Any, c: float = 0.0, *, scale_a: Any = None, scale_b: Any = None) -> float:
+        """One dot product ``c + sum a_k*b_k`` of 1-D arrays of exactly representable inputs (``scale_a`` /
+        ``scale_b``: only ``None``; block-scaled models take them)."""
+        self._no_scales(scale_a, scale_b)
         A, B, cv = _dot_args(self, a, b, c)
         return float(self._gemm_checked(A, B, np.array([[cv]]))[0, 0])
 
-    def gemm(self, A: Any, B: Any, C: Any = None) -> np.ndarray:
+    def gemm(self, A: Any, B: Any, C: Any = None, *, scale_a: Any = None, scale_b: Any = None) -> np.ndarray:
         """``C + A @ B`` under the model, (M, K) x (K, N) float64 arrays of representable inputs."""
+        self._no_scales(scale_a, scale_b)
         A, B, C = _gemm_args(self, A, B, C)
         return self._gemm_checked(A, B, C)
 

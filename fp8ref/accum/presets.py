@@ -1,102 +1,54 @@
-"""Named models: the tensor-core parameter table and the presets.
+"""Named models: ``tensor_core`` (GPU and instruction resolution over the vendors' tables) and the presets.
 
-Parameters from the Khattak–Mikaitis tensor-core models (github north-numerical-computing/MATLAB-tensor-core
-@ b12b5a7, ``models/*TC.m``), corroborated by MMA-Sim (microsoft/MMA-Sim ``nv_ptx.py``), Fasi et al.
-(PeerJ CS 7:e330) and the HPEC'25 probes; ``fp8ref hwcheck`` replays the published GPU measurements through
-them (docs/accumulation.md §5).
+The parameters live in the vendors' tables (:mod:`fp8ref.accum.nvidia`, records of
+:mod:`fp8ref.accum.rows`), each row with its source; ``fp8ref hwcheck`` replays the published GPU
+measurements through them (docs/accumulation.md §5).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from typing import Any
 
-from fp8ref.accum import amd
+import numpy as np
+
+from fp8ref.accum import amd, nvidia
+from fp8ref.accum.blockscaled import BlockScaled
 from fp8ref.accum.models import BlockFMA, Exact, Promoted, Sequential
-from fp8ref.formats import BF16, E4M3, E4M3FNUZ, E5M2, FP16, FP32, TF32, Format
+from fp8ref.accum.rows import INSTRUCTIONS, Row, ScaledRow, Vendor
+from fp8ref.formats import BF16, E4M3, E4M3FNUZ, FP16, FP32, Format
 from fp8ref.formats import format as _resolve_format
 
-GPUS = ("V100", "A100", "A2", "Ada", "L40S", "H100", "H200", "B200") + amd.GPUS
-IN_FORMATS = ("fp16", "bf16", "tf32", "E4M3", "E5M2")
+# The vendors whose instruction tables tensor_core reads, in order. A vendor's module defines one
+# fp8ref.accum.rows.Vendor (GPUs -> family, family -> default instruction, (family, instruction) -> input
+# formats, the Row / ScaledRow tables); adding its record here is the only change another vendor needs.
+VENDORS: tuple[Vendor, ...] = (nvidia.VENDOR,)
 
-_MTC = "Khattak & Mikaitis, MATLAB-tensor-core @ b12b5a7 models/"
-
-
-@dataclass(frozen=True)
-class _Row:
-    """One line of the parameter table (per GPU family, input class, output)."""
-
-    nfma: int
-    frac_bits: int
-    out_frac_bits: int
-    rounding: str
-    e_floor: int | None
-    source: str
-    confirmed: bool = True
-    c_mode: str = "aligned"
-    k_order: tuple[int, ...] | None = None
+# AMD's MFMA instructions are not block FMAs: their GPUs resolve through fp8ref.accum.amd (its own table of
+# rules, docs/accumulation.md §10), before the block-FMA vendor tables.
+_BLOCK_FMA_IN_FORMATS = tuple(dict.fromkeys(f for v in VENDORS for fs in v.inputs.values() for f in fs))
+GPUS = tuple(g for v in VENDORS for g in v.gpus) + amd.GPUS
+IN_FORMATS = tuple(dict.fromkeys(_BLOCK_FMA_IN_FORMATS + amd.IN_NAMES))
+K32_PAIRS_ORDER = nvidia.K32_PAIRS_ORDER
 
 
-# mma.sync m16n8k32 FP8 -> fp16 on H100/H200/B200 runs as two k16 fp16 block FMAs: the first takes the
-# pairs k = 0,1, 4,5, 8,9, ... (bit 1 of k clear), the second k = 2,3, 6,7, ... (docs/accumulation.md §5)
-K32_PAIRS_ORDER = tuple(k for k in range(32) if not k & 2) + tuple(k for k in range(32) if k & 2)
-_FP8_F16 = ("FP8 -> fp16 mma.sync (fp8ref hwcheck, docs/accumulation.md §5): the operands as fp16, two k16 "
-            "fp16 block FMAs (NFMA 16, F 25, RNE; pairs k=4j,4j+1 first, then k=4j+2,4j+3) chained from 0, "
-            "then one fp16 RNE addition of c; reproduces every E4M3/E5M2 fp16-output measurement")
-
-# (family, input class, output) -> parameters. Input classes: "half" = fp16/bf16, "tf32", "fp8".
-# fp16 output exists for fp16 inputs and (unconfirmed) FP8 inputs only.
-_TABLE: dict[tuple[str, str, str], _Row] = {
-    ("volta", "fp16", "fp32"): _Row(4, 23, 23, "rz", -1024, _MTC + "V100TC.m"),
-    ("volta", "fp16", "fp16"): _Row(4, 23, 10, "rne", -19, _MTC + "V100TC.m"),
-    ("ampere", "half", "fp32"): _Row(8, 24, 23, "rz", -132, _MTC + "A100TC.m"),
-    ("ampere", "fp16", "fp16"): _Row(8, 24, 10, "rne", -20, _MTC + "A100TC.m"),
-    ("ampere", "tf32", "fp32"): _Row(4, 24, 23, "rz", -132, _MTC + "A100TC.m"),
-    ("ada", "half", "fp32"): _Row(8, 24, 23, "rz", -132, _MTC + "AdaTC.m / L40STC.m"),
-    ("ada", "fp16", "fp16"): _Row(8, 24, 10, "rne", -20, _MTC + "AdaTC.m / L40STC.m"),
-    ("ada", "tf32", "fp32"): _Row(4, 24, 23, "rz", -132, _MTC + "AdaTC.m / L40STC.m"),
-    ("ada", "fp8", "fp32"): _Row(16, 13, 13, "rz", -132, _MTC + "AdaTC.m / L40STC.m"),
-    ("ada", "fp8", "fp16"): _Row(16, 13, 10, "rne", -132, "MMA-Sim nv_ptx.py (f16 output = RNE of "
-                                 "the F=13 sum), c rounded to fp16; reproduces every Ada E4M3/E5M2 "
-                                 "fp16-output measurement (fp8ref hwcheck)"),
-    ("hopper", "half", "fp32"): _Row(16, 25, 23, "rz", -133, _MTC + "H100TC.m / H200TC.m"),
-    ("hopper", "fp16", "fp16"): _Row(16, 25, 10, "rne", -21, _MTC + "H100TC.m / H200TC.m"),
-    ("hopper", "tf32", "fp32"): _Row(8, 25, 23, "rz", -133, _MTC + "H100TC.m / H200TC.m"),
-    ("hopper", "fp8", "fp32"): _Row(32, 13, 13, "rz", -133, _MTC + "H100TC.m (wgmma, e8m13 output); "
-                                    "MMA-Sim; SageAttention2; DeepSeek-V3 §3.3.2"),
-    ("hopper", "fp8", "fp16"): _Row(16, 25, 10, "rne", -21, _FP8_F16 + " of H100 and H200", c_mode="last",
-                                    k_order=K32_PAIRS_ORDER),
-    ("blackwell", "half", "fp32"): _Row(16, 25, 23, "rz", -133, _MTC + "B200TC.m"),
-    ("blackwell", "fp16", "fp16"): _Row(16, 25, 10, "rne", -21, _MTC + "B200TC.m"),
-    ("blackwell", "tf32", "fp32"): _Row(8, 25, 23, "rz", -133, _MTC + "B200TC.m"),
-    ("blackwell", "fp8", "fp32"): _Row(
-        32, 25, 23, "rz", -133, "fp8ref (docs/accumulation.md §5): the k32 products summed at F=25 and "
-        "rounded toward zero, then one fp32 RNE addition of c; reproduces every B200 E4M3/E5M2 measurement "
-        "(published B200TC/B200TCRN models: 64 %/94 %)", c_mode="separate"),
-    ("blackwell", "fp8", "fp16"): _Row(16, 25, 10, "rne", -21, _FP8_F16 + " of B200", c_mode="last",
-                                       k_order=K32_PAIRS_ORDER),
-}
-
-_FAMILY = {"V100": "volta", "A100": "ampere", "A2": "ampere", "Ada": "ada", "L40S": "ada", "H100": "hopper",
-           "H200": "hopper", "B200": "blackwell"}
-_INPUTS = {"volta": ("fp16",), "ampere": ("fp16", "bf16", "tf32"), "ada": IN_FORMATS, "hopper": IN_FORMATS,
-           "blackwell": IN_FORMATS}
-
-
-def _gpu_key(gpu: str) -> str:
+def _gpu_key(gpu: str) -> tuple[str, Vendor]:
     if not isinstance(gpu, str):
         raise TypeError(f"gpu must be a string, got {type(gpu).__name__}")
-    for g in GPUS:
-        if g.lower() == gpu.strip().lower():
-            return g
-    raise ValueError(f"unknown gpu {gpu!r}; valid: {', '.join(GPUS)}")
+    for v in VENDORS:
+        for g in v.gpus:
+            if g.lower() == gpu.strip().lower():
+                return g, v
+    raise ValueError(f"gpu: unknown gpu {gpu!r}; valid: {', '.join(GPUS)}")
 
 
 def _in_key(fmt: Format | str) -> tuple[Format, str]:
     f = fmt if isinstance(fmt, Format) else _resolve_format(fmt)
-    names = {FP16: "fp16", BF16: "bf16", TF32: "tf32", E4M3: "E4M3", E5M2: "E5M2"}
-    if f not in names:
-        raise ValueError(f"in_format {f.name} has no tensor-core model; valid: {', '.join(IN_FORMATS)}")
-    return f, names[f]
+    for name in _BLOCK_FMA_IN_FORMATS:
+        if _resolve_format(name) == f:
+            return f, name
+    raise ValueError(f"in_format {f.name} has no tensor-core model; valid: "
+                     f"{', '.join(_BLOCK_FMA_IN_FORMATS)}")
 
 
 def _out_key(fmt: Format | str) -> tuple[Format, str]:
@@ -108,40 +60,133 @@ def _out_key(fmt: Format | str) -> tuple[Format, str]:
     raise ValueError(f"out_format {f.name} has no tensor-core model; valid: fp32, fp16")
 
 
-def tensor_core(gpu: str, in_format: Format | str, out_format: Format | str = "fp32", *,
-                instruction: str | None = None) -> BlockFMA | amd.Mfma:
-    """The block-FMA model of one MMA instruction path of ``gpu`` for ``in_format`` inputs.
+def instruction_of(gpu: str, instruction: str | None = None) -> tuple[str, str, Vendor]:
+    """``(GPU name, instruction, vendor)``: ``instruction=None`` is the family's default (the instruction the
+    vendor's GEMM library uses); an instruction the GPU lacks raises ``ValueError`` listing its own."""
+    g, vendor = _gpu_key(gpu)
+    fam = vendor.gpus[g]
+    have = vendor.instructions(fam)
+    if instruction is None:
+        return g, vendor.default_instruction[fam], vendor
+    if not isinstance(instruction, str) or instruction.strip().lower() not in INSTRUCTIONS:
+        raise ValueError(f"instruction: unknown instruction {instruction!r}; valid: "
+                         f"{', '.join(INSTRUCTIONS)}")
+    ins = instruction.strip().lower()
+    if ins not in have:
+        raise ValueError(f"instruction: {g} has no {ins!r} instruction; valid for {g}: {', '.join(have)}")
+    return g, ins, vendor
 
-    ``gpu``: V100, A100, A2, Ada, L40S, H100, H200, B200 (case-insensitive); ``in_format``: fp16, bf16,
-    tf32, E4M3, E5M2; ``out_format``: fp32 or fp16. Combinations the GPU does not have raise ``ValueError``.
-    Every model of the table reproduces the published measurements of its GPU (``confirmed=True``).
-    AMD ``gpu`` MI100, MI250X, MI300X: :func:`fp8ref.accum.amd.mfma` (``instruction`` ``None`` or
-    ``"mfma"``; docs/accumulation.md §10).
+
+def instructions(gpu: str) -> tuple[str, ...]:
+    """The instruction names ``tensor_core`` takes for ``gpu`` (its family's instructions)."""
+    if _amd(gpu):
+        return amd.INSTRUCTIONS
+    g, vendor = _gpu_key(gpu)
+    return vendor.instructions(vendor.gpus[g])
+
+
+def block_scaled(gpu: str, instruction: str | None = None) -> tuple[tuple[str, int, str], ...]:
+    """``(in_format, block_size, scale_format)`` of every block-scaled model of ``gpu``'s ``instruction``."""
+    if _amd(gpu):
+        return ()
+    g, ins, vendor = instruction_of(gpu, instruction)
+    return tuple((f, b, s) for row in vendor.scaled.get((vendor.gpus[g], ins), ()) for f in row.formats
+                 for b, s in row.scales)
+
+
+def _row(vendor: Vendor, g: str, ins: str, iname: str, oname: str) -> Row:
+    fam = vendor.gpus[g]
+    valid = vendor.inputs[(fam, ins)]
+    if iname not in valid:
+        raise ValueError(f"in_format: {g} {ins} takes {', '.join(valid)} inputs, not {iname}")
+    for cls in (iname, *vendor.classes.get(iname, ())):
+        if (fam, ins, cls, oname) in vendor.table:
+            return vendor.table[(fam, ins, cls, oname)]
+    outs = [o for o in ("fp32", "fp16") if any((fam, ins, c, o) in vendor.table
+                                                for c in (iname, *vendor.classes.get(iname, ())))]
+    raise ValueError(f"out_format: {g} {ins} has no model for {iname} inputs with {oname} output; valid: "
+                     f"{', '.join(outs) or 'none'}")
+
+
+def _scaled_row(vendor: Vendor, g: str, ins: str, iname: str, block_size: Any, scale_format: Any
+                ) -> tuple[ScaledRow, int, Format]:
+    """The block-scaled kind for ``in_format`` and the (block size, scale format) asked for; a missing one of
+    the two takes the kind's first pair that matches the other."""
+    kinds = vendor.scaled.get((vendor.gpus[g], ins), ())
+    if not kinds:
+        raise ValueError(f"block_size/scale_format: {g} {ins} has no block-scaled instruction; block-scaled "
+                         f"instructions: {', '.join(_scaled_places())}")
+    sname = None
+    if scale_format is not None:
+        sf = scale_format if isinstance(scale_format, Format) else _resolve_format(scale_format)
+        sname = {"E8M0": "E8M0", "E4M3": "E4M3"}.get(sf.name)
+        if sname is None:
+            raise ValueError(f"scale_format: {sf.name} is no block-scale format; valid: E8M0 (UE8M0), E4M3 "
+                             "(UE4M3)")
+    if block_size is not None and (not isinstance(block_size, (int, np.integer))
+                                   or isinstance(block_size, bool)):
+        raise ValueError(f"block_size must be an int (16 or 32), got {block_size!r}")
+    # E2M1 x E2M1 selects kind::mxf4nvf4 (K = 64) where the GPU has it, the other formats kind::mxf8f6f4
+    for row in sorted(kinds, key=lambda r: r.kind != "mxf4nvf4"):
+        if iname not in row.formats:
+            continue
+        pairs = [(b, s) for b, s in row.scales if (block_size is None or b == block_size)
+                 and (sname is None or s == sname)]
+        if not pairs:
+            valid = ", ".join(f"block_size={b} scale_format={s}" for b, s in row.scales)
+            raise ValueError(f"block_size/scale_format: {g} {ins} kind::{row.kind} takes {valid}; got "
+                             f"block_size={block_size} scale_format={sname}")
+        b, s = pairs[0]
+        return row, b, _resolve_format(s)
+    valid = sorted({f for r in kinds for f in r.formats})
+    raise ValueError(f"in_format: {g} {ins} block-scaled instructions take {', '.join(valid)}, not {iname}")
+
+
+def _scaled_places() -> list[str]:
+    return [f"{g} {ins}" for v in VENDORS for g, fam in v.gpus.items() for (f2, ins) in v.scaled if f2 == fam]
+
+
+def _amd(gpu: Any) -> bool:
+    return isinstance(gpu, str) and amd.gpu_key(gpu) is not None
+
+
+def tensor_core(gpu: str, in_format: Format | str, out_format: Format | str = "fp32", *,
+                instruction: str | None = None, block_size: int | None = None,
+                scale_format: Format | str | None = None) -> Any:
+    """The model of one matrix instruction of ``gpu`` for ``in_format`` inputs (docs/accumulation.md §4).
+
+    ``gpu``: one of :data:`GPUS` (case-insensitive). ``instruction``: ``"mma"``, ``"wgmma"``, ``"tcgen05"``
+    (``"mfma"`` for AMD GPUs); ``None`` is the instruction the vendor's GEMM library uses on that GPU
+    (wgmma on H100/H200, tcgen05 on B200, mma elsewhere). ``block_size`` (16 or 32) and ``scale_format``
+    (``"E8M0"`` or ``"E4M3"``) select a block-scaled instruction (``kind::mxf8f6f4``, or
+    ``kind::mxf4nvf4`` for E2M1): a :class:`~fp8ref.accum.blockscaled.BlockScaled` model whose ``dot`` /
+    ``gemm`` take ``scale_a`` / ``scale_b``. Otherwise a ``BlockFMA``. Combinations the GPU does not have
+    raise ``ValueError`` naming the argument and the valid choices. AMD ``gpu`` (MI100, MI250X, MI300X):
+    the :class:`~fp8ref.accum.amd.Mfma` model of :func:`fp8ref.accum.amd.mfma` (``instruction`` ``None``
+    or ``"mfma"``; no block-scaled instruction; docs/accumulation.md §10).
     """
-    if isinstance(gpu, str) and amd.gpu_key(gpu) is not None:
+    if _amd(gpu):
+        if block_size is not None or scale_format is not None:
+            raise ValueError(f"block_size/scale_format: {amd.gpu_key(gpu)} has no block-scaled instruction; "
+                             f"block-scaled instructions: {', '.join(_scaled_places())}")
         return amd.mfma(gpu, in_format, out_format, instruction)
-    g = _gpu_key(gpu)
-    if instruction is not None:
-        raise ValueError(f"instruction {instruction!r}: valid for {g}: None")
+    g, ins, vendor = instruction_of(gpu, instruction)
     fin, iname = _in_key(in_format)
     fout, oname = _out_key(out_format)
-    fam = _FAMILY[g]
-    if iname not in _INPUTS[fam]:
-        raise ValueError(f"{g} tensor cores take {', '.join(_INPUTS[fam])} inputs, not {iname}")
-    cls = "fp8" if iname in ("E4M3", "E5M2") else ("tf32" if iname == "tf32" else "half")
-    key = (fam, cls, oname)
-    if oname == "fp16":
-        if iname == "bf16" or iname == "tf32":
-            raise ValueError(f"{g}: {iname} inputs have no fp16-output instruction (fp16 output needs fp16 "
-                             "or FP8 inputs)")
-        key = (fam, "fp16" if iname == "fp16" else "fp8", "fp16")
-    elif iname == "fp16" and (fam, "fp16", "fp32") in _TABLE:
-        key = (fam, "fp16", "fp32")
-    if key not in _TABLE:
-        raise ValueError(f"{g}: no model for {iname} inputs with {oname} output")
-    row = _TABLE[key]
+    if block_size is not None or scale_format is not None:
+        if oname != "fp32":
+            raise ValueError(f"out_format: block-scaled instructions accumulate in fp32 only, not {oname}")
+        srow, bs, sf = _scaled_row(vendor, g, ins, iname, block_size, scale_format)
+        return BlockScaled(srow.kind, srow.k, bs, sf, srow.frac_bits, group=srow.group, formats=srow.formats,
+                           in_format=fin, name=f"{g}-{ins}-{srow.kind}-{iname}-{sf.name}x{bs}",
+                           source=srow.source)
+    row = _row(vendor, g, ins, iname, oname)
+    default = ins == vendor.default_instruction[vendor.gpus[g]]
+    name = f"{g}-{iname}-{oname}" if default else f"{g}-{ins}-{iname}-{oname}"
+    if row.build is not None:
+        return row.build(row, fin, fout, name)
     return BlockFMA(row.nfma, row.frac_bits, row.out_frac_bits, row.rounding, row.e_floor, in_format=fin,
-                    out_format=fout, c_mode=row.c_mode, k_order=row.k_order, name=f"{g}-{iname}-{oname}",
+                    out_format=fout, c_mode=row.c_mode, k_order=row.k_order, name=name,
                     confirmed=row.confirmed, source=row.source)
 
 
@@ -166,8 +211,19 @@ def _presets() -> dict[str, object]:
         "l40s-fp8-fastaccum": replace(l40s, name="l40s-fp8-fastaccum"),
         "l40s-fp8": Promoted(l40s, 128, name="l40s-fp8"),
         "b200-fp8": replace(b200, name="b200-fp8"),
+        "b200-fp8-mma": replace(tensor_core("B200", E4M3, instruction="mma"), name="b200-fp8-mma"),
+        "rtx5090-fp8": replace(tensor_core("RTX5090", E4M3), name="rtx5090-fp8"),
+        "h100-fp8-wgmma-fp16": replace(tensor_core("H100", E4M3, "fp16"), name="h100-fp8-wgmma-fp16"),
         "mi300x-fp8": replace(tensor_core("MI300X", E4M3FNUZ), name="mi300x-fp8"),
     }
+    # block-scaled GEMM paths (cuBLASLt / CUTLASS MXFP8, MXFP4, NVFP4 on tcgen05 and sm_120 mma)
+    for name, gpu, fmt, block, scale in (("b200-mxfp8", "B200", "E4M3", 32, "E8M0"),
+                                         ("b200-mxfp4", "B200", "E2M1", 32, "E8M0"),
+                                         ("b200-nvfp4", "B200", "E2M1", 16, "E4M3"),
+                                         ("rtx5090-mxfp8", "RTX5090", "E4M3", 32, "E8M0"),
+                                         ("rtx5090-mxfp4", "RTX5090", "E2M1", 32, "E8M0"),
+                                         ("rtx5090-nvfp4", "RTX5090", "E2M1", 16, "E4M3")):
+        p[name] = replace(tensor_core(gpu, fmt, block_size=block, scale_format=scale), name=name)
     return p
 
 

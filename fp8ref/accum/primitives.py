@@ -26,6 +26,7 @@ kernel on its own source file only: after editing a primitive here, delete the `
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 from numba import njit
@@ -35,8 +36,17 @@ NO_TERMS = -(1 << 19)
 
 
 def twins(fn):
-    """A kernel in a serial and a parallel (``prange``) build: small problems skip the thread start-up."""
-    return njit(cache=True)(fn), njit(cache=True, parallel=True)(fn)
+    """A kernel in a serial and a parallel (``prange``) build: small problems skip the thread start-up.
+
+    Numba's disk cache names its entries by the function's module, qualified name and line, not by the
+    compile options: two builds of one function share one cache entry, and the parallel build would load the
+    serial machine code (it then runs on one thread). The parallel build therefore compiles a copy of the
+    function under the qualified name ``<name>__parallel``, which gets its own cache entry."""
+    par = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "__parallel", fn.__defaults__,
+                             fn.__closure__)
+    par.__qualname__ = fn.__qualname__ + "__parallel"
+    par.__module__ = fn.__module__
+    return njit(cache=True)(fn), njit(cache=True, parallel=True)(par)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -106,6 +106,18 @@ def _epilogue(E, S_bits, out, ok, rb, rbf, sb, sbf, F, ofb, oemin, oemax, rz):
 
 
 @njit(cache=True, inline="always")
+def epilogue_buffers():
+    """Per-task work arrays of :func:`_prologue` / :func:`_epilogue` (``JB`` lanes): the lane flags, the
+    rounded bits and the scale bits with their float64 views, the alignment scale ``2**(F-E)`` bits and
+    view."""
+    okv = np.empty(JB, dtype=np.int8)
+    rb = np.empty(JB, dtype=np.int64)
+    sb = np.empty(JB, dtype=np.int64)
+    scale_bits = np.empty(JB, dtype=np.int64)
+    return okv, rb, rb.view(np.float64), sb, sb.view(np.float64), scale_bits, scale_bits.view(np.float64)
+
+
+@njit(cache=True, inline="always")
 def _n_tiles(M, N):
     """Tiles of ``TI`` rows x ``JB`` columns covering an (M, N) output."""
     return ((M + TI - 1) // TI) * ((N + JB - 1) // JB)
@@ -147,13 +159,7 @@ def _tiled_py(A, EA, B, EB, B32, PA, PB, f32, p32, C, p):
         S = np.empty(JB)
         S_bits = S.view(np.int64)
         acc_bits = acc.view(np.int64)
-        okv = np.empty(JB, dtype=np.int8)
-        rb = np.empty(JB, dtype=np.int64)
-        rbf = rb.view(np.float64)
-        sb = np.empty(JB, dtype=np.int64)
-        sbf = sb.view(np.float64)
-        scale_bits = np.empty(JB, dtype=np.int64)
-        scale = scale_bits.view(np.float64)
+        okv, rb, rbf, sb, sbf, scale_bits, scale = epilogue_buffers()
         S32 = np.empty(JB, dtype=np.float32)
         sc32 = np.empty(JB, dtype=np.float32)
         P32 = np.empty(JB, dtype=np.float32)

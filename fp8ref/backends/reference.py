@@ -64,6 +64,20 @@ class ReferenceBackend(Backend):
 
         return amax(x, axis=axis, nan=nan)
 
+    def tensor_core_gemm(self, gpu: str, instruction: str, in_format: Any, in_format_b: Any, out_format: Any,
+                         a: Any, b: Any, c: Any, *, scale_a: Any = None, scale_b: Any = None,
+                         block_size: int | None = None, scale_format: Any = None) -> np.ndarray:
+        """One chain of ``instruction`` along K per output (the golden suite ``tensorcore``):
+        ``fp8ref.accum.tensor_core(...).gemm`` on float values, the result as float32."""
+        from fp8ref import accum
+
+        m = accum.tensor_core(gpu, in_format, out_format, instruction=instruction, block_size=block_size,
+                              scale_format=scale_format).for_inputs(in_format, in_format_b)
+        kw = {} if scale_a is None else {"scale_a": np.asarray(scale_a, np.float64),
+                                         "scale_b": np.asarray(scale_b, np.float64)}
+        d = m.gemm(np.asarray(a, np.float64), np.asarray(b, np.float64), np.asarray(c, np.float64), **kw)
+        return np.asarray(d, dtype=np.float32)
+
     def scaled_mm(self, a: Any, b: Any, scale_a: Any = 1.0, scale_b: Any = 1.0, *, a_format: Any = "E4M3",
                   b_format: Any = "E4M3", bias: Any = None, out_dtype: Any = np.float32,
                   scale_result: Any = None, accumulate: Any = None, strict_torch: bool = False) -> np.ndarray:

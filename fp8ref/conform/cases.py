@@ -158,6 +158,11 @@ PARAMS: dict[str, OpSpec] = {
                          "accumulate": _accumulate}, {"scale_result": _number, "mx": _bool},
                         ("a", "b", "scale_a", "scale_b")),
     "trainer_linear": OpSpec({"layer": _str, "config": _config}, inputs=("x", "w", "dy")),
+    "tensor_core_gemm": OpSpec({"gpu": _str, "instruction": _str, "in_format": _format,
+                                "in_format_b": _format, "out_format": _format},
+                               {"block_size": _positive_int, "scale_format": _format},
+                               inputs_from=lambda p: ("a", "b", "c") + (("scale_a", "scale_b")
+                                                                          if "block_size" in p else ())),
 }
 
 

@@ -105,6 +105,8 @@ def check_result(op: str, result: Any, args: tuple[Any, ...], kwargs: dict[str, 
             fmt = resolve_format(name)
             dtypes = tuple(np.dtype(d) for d in (fmt.ml_dtype, np.uint8) if d is not None)
             _expect(op, result, dtypes, shape, f"{fmt.name} values ({' or '.join(map(str, dtypes))})")
+    elif op == "tensor_core_gemm":  # (gpu, instruction, in_format, in_format_b, out_format, a, b, c, ...)
+        _expect(op, result, (np.dtype(np.float32),), np.shape(args[7]), "float32 values")
     else:
         raise ValueError(f"unknown backend operation {op!r}")
 
@@ -147,3 +149,12 @@ class CheckedBackend:
 
     def scaled_mm(self, *args: Any, **kwargs: Any) -> Any:
         return self._call("scaled_mm", args, kwargs)
+
+    def tensor_core_gemm(self, *args: Any, **kwargs: Any) -> Any:
+        """The golden suite ``tensorcore``'s operation where the backend has it, else :class:`Unsupported`."""
+        if not hasattr(self.backend, "tensor_core_gemm"):
+            from fp8ref.backends import Unsupported
+
+            raise Unsupported("tensor_core_gemm is not implemented", backend=self.name,
+                              op="tensor_core_gemm")
+        return self._call("tensor_core_gemm", args, kwargs)

@@ -401,6 +401,55 @@ def _round_sum(terms: np.ndarray, m: int, n: int) -> np.ndarray:
     return res
 
 
+def _global_exact(args: Args) -> float:
+    """The exact product ``ga * gb`` of the operands' per-tensor decode scales (two float32 numbers: exact in
+    float64); 1.0 without them."""
+    ga, gb = args.a.global_scale, args.b.global_scale
+    return (1.0 if ga is None else ga) * (1.0 if gb is None else gb)
+
+
+def _significant_bits(x: np.ndarray) -> int:
+    """The largest number of significant bits of the finite nonzero float64 values of ``x``."""
+    v = np.abs(x[np.isfinite(x) & (x != 0)])
+    if v.size == 0:
+        return 1
+    m, _ = np.frexp(v)
+    ints = (m * 2.0**53).astype(np.int64)
+    tz = np.log2((ints & -ints).astype(np.float64)).astype(np.int64)
+    return int(53 - tz.min())
+
+
+def split_bits(x: float, width: int) -> list[float]:
+    """``x`` as an exact sum of float64 parts of at most ``width`` significant bits each, largest first."""
+    parts = []
+    r = x
+    while r != 0.0:
+        mant, e = math.frexp(r)
+        hi = math.ldexp(math.trunc(math.ldexp(mant, width)), e - width)
+        parts.append(hi)
+        r -= hi  # exact: hi holds the leading bits of r
+    return parts or [0.0]
+
+
+def _with_global(terms: np.ndarray, seg: np.ndarray, ga: np.ndarray, gb: np.ndarray, glob: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fold the exact per-tensor factor ``glob`` into the epilogue's coefficients ``c = ga * gb``
+    (docs/matmul.md §2.2): ``glob`` is split into parts of at most ``53 - bits(ga) - bits(gb)`` significant
+    bits, so that every coefficient ``(ga * part) * gb`` stays exact in float64, and the terms are repeated
+    once per part (each copy with its own segment columns)."""
+    if glob == 1.0:
+        return terms, seg, ga, gb
+    width = max(1, 53 - _significant_bits(ga) - _significant_bits(gb))
+    parts = split_bits(glob, width)
+    nseg = ga.shape[1]
+    terms2 = np.concatenate([terms] * len(parts))
+    seg2 = np.concatenate([seg + p * nseg for p in range(len(parts))]).astype(seg.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ga2 = np.concatenate([ga * part for part in parts], axis=1)
+    gb2 = np.concatenate([gb] * len(parts), axis=0)
+    return terms2, seg2, np.ascontiguousarray(ga2), np.ascontiguousarray(gb2)
+
+
 def exact_mm(args: Args) -> np.ndarray:
     """``scaled_mm(accumulate="exact")`` of the checked ``args`` (docs/matmul.md §2): the power-of-two
     tensorwise path where it applies, else the data-dependent plan's exact products (scales folded into one
@@ -412,7 +461,8 @@ def exact_mm(args: Args) -> np.ndarray:
     bias, sr = args.bias, args.scale_result
     m, k, n = args.shape
 
-    if sa.is_tensor and sb.is_tensor and bias is None and sr is None and out.fmt == FP32:
+    glob = _global_exact(args)
+    if sa.is_tensor and sb.is_tensor and bias is None and sr is None and out.fmt == FP32 and glob == 1.0:
         res = _tensorwise_pow2(opa, opb, float(sa.grid[0, 0]), float(sb.grid[0, 0]), m, k, n)
         if res is not None:
             return res
@@ -445,8 +495,10 @@ def exact_mm(args: Args) -> np.ndarray:
         dec_a = dec_a * np.where(np.isfinite(scale_a), scale_a, 0.0)
         dec_b = dec_b * np.where(np.isfinite(scale_b), scale_b, 0.0)
         terms = np.matmul(dec_a, dec_b)[None]
-        epilogue(terms, np.zeros(1, np.int64), np.ones((m, 1)), np.ones((1, n)), bias_arr, bias is not None,
-                 sr if plain_sr else 1.0, plain_sr, *params, res_dtype == np.float32, False, res)
+        terms, seg, ga1, gb1 = _with_global(terms, np.zeros(1, np.int64), np.ones((m, 1)), np.ones((1, n)),
+                                            glob)
+        epilogue(terms, seg, ga1, gb1, bias_arr, bias is not None, sr if plain_sr else 1.0, plain_sr, *params,
+                 res_dtype == np.float32, False, res)
     else:
         rows = max(1, min(m, _ROW_BYTES // max(1, 8 * n * max(nseg, 1) * 4)))
         for r0 in range(0, m, rows):
@@ -456,15 +508,16 @@ def exact_mm(args: Args) -> np.ndarray:
             # one segment: the sum of its terms is a double-double, exactly, when every partial sum and the
             # accumulated TwoSum errors are multiples of the quantum below 2^106 of it (docs/matmul.md §2.2)
             dd = nseg == 1 and np.log2(max(terms.shape[0], 1)) + np.log2(max(k, 1)) + pa.log_ratio \
-                + pb.log_ratio <= 2 * 53
-            epilogue(terms, seg, ga[r0:r1], gb, bias_arr, bias is not None, sr if plain_sr else 1.0,
+                + pb.log_ratio <= 2 * 53 and glob == 1.0
+            terms, seg, ga_r, gb_r = _with_global(terms, seg, ga[r0:r1], gb, glob)
+            epilogue(terms, seg, ga_r, gb_r, bias_arr, bias is not None, sr if plain_sr else 1.0,
                      plain_sr, *params, res_dtype == np.float32, bool(dd), res[r0:r1])
     if sr is not None and not plain_sr:
         with np.errstate(invalid="ignore", divide="ignore"):
             res = round_values(res / sr, out.fmt)
     if special:
         with np.errstate(invalid="ignore", over="ignore"):
-            ap = tables(opa.fmt)[0][opa.codes] * sa.expand(m, k)
+            ap = tables(opa.fmt)[0][opa.codes] * sa.expand(m, k) * glob
             bp = tables(opb.fmt)[0][opb.codes] * sb.expand(k, n)
         from fp8ref.matmul.specials import special_results
 

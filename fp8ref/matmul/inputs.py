@@ -34,6 +34,7 @@ class Operand:
     codes: np.ndarray  # uint8, 2-D
     fmt: Format
     scales: Scales | None  # from a ScaledTensor, else None
+    global_scale: float | None = None  # a ScaledTensor's float32 per-tensor decode scale (NVFP4), else None
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,12 @@ def operand(x: Any, fmt: Any, name: str, fmt_name: str) -> Operand:
         else:
             block = tuple(int(b) for b in x.block)
             sc = Scales(grid.reshape(grid.shape), block, str(x.granularity))  # type: ignore[arg-type]
-        return Operand(_check_codes(codes, f, name), f, sc)
+        g = getattr(x, "global_scale", None)
+        if g is not None:
+            g = float(np.float32(g))
+            if not np.isfinite(g):
+                raise ValueError(f"{name}.global_scale must be finite, got {g!r}")
+        return Operand(_check_codes(codes, f, name), f, sc, g)
     if not isinstance(x, np.ndarray):
         raise ValueError(f"{name} must be a NumPy array (uint8 codes or an ml_dtypes FP8 dtype) or a "
                          f"ScaledTensor, got {type(x).__name__}")
@@ -277,6 +283,15 @@ class Args:
     out: Output
     bias: np.ndarray | None
     scale_result: float | None
+
+    @property
+    def global_scale(self) -> float | None:
+        """``fl32(ga * gb)`` of the operands' per-tensor decode scales (cuBLASLt's alpha of two-level
+        scaling), ``None`` when neither has one."""
+        ga, gb = self.a.global_scale, self.b.global_scale
+        if ga is None and gb is None:
+            return None
+        return float(np.float32(1.0 if ga is None else ga) * np.float32(1.0 if gb is None else gb))
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -34,6 +34,28 @@ def resolve_model(accumulate: Any, fa: Format, fb: Format) -> Any:
     return model
 
 
+def _block_scaled(model: Any) -> bool:
+    from fp8ref.accum import BlockScaled
+
+    return isinstance(model, BlockScaled)
+
+
+def block_scaled_gemm(model: Any, A: np.ndarray, B: np.ndarray, sa: inp.Scales, sb: inp.Scales, m: int,
+                      k: int, n: int) -> np.ndarray:
+    """The accumulator of a block-scaled instruction: the operands' block scales along K (blocks of
+    ``model.block_size``: MX 1x32 / 32x1, NVFP4 1x16 / 16x1) enter the MMA (docs/accumulation.md §4.2)."""
+    bs = model.block_size
+    for s, want, name in ((sa, (1, bs), "a"), (sb, (bs, 1), "b")):
+        if s.is_tensor or tuple(s.block) != want:
+            raise ValueError(f"accumulate={model.name!r} takes block scales of {want[0]}x{want[1]} along K "
+                             f"for {name} ({model.scale_format.name} values: an MX or NVFP4 ScaledTensor), "
+                             f"got {s.granularity} scales of block {tuple(s.block)}")
+    try:
+        return model.gemm(A, B, scale_a=sa.grid, scale_b=sb.grid)
+    except ValueError as exc:
+        raise ValueError(f"accumulate={model.name!r}: {exc}") from exc
+
+
 def _f32(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)
 
@@ -71,7 +93,10 @@ def model_mm(model: Any, args: inp.Args) -> np.ndarray:
     A = inp.tables(opa.fmt)[0][opa.codes]
     B = inp.tables(opb.fmt)[0][opb.codes]
     bounds = inp.segments(sa, sb, k)
-    if len(bounds) <= 2:
+    if _block_scaled(model):
+        acc = np.asarray(block_scaled_gemm(model, A, B, sa, sb, m, k, n), dtype=np.float64)
+        t = acc.astype(np.float32)
+    elif len(bounds) <= 2:
         acc = np.asarray(model.gemm(A, B), dtype=np.float64).reshape(m, n)
         t = epilogue_constant(acc.astype(np.float32), sa, sb, m, n)
     else:
@@ -84,6 +109,8 @@ def model_mm(model: Any, args: inp.Args) -> np.ndarray:
                 c = _f32(ga[:, s:s + 1]) * _f32(gb[s:s + 1, :])
             t = fma32(part.astype(np.float32), c, t)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        if args.global_scale is not None:  # two-level scaling: cuBLASLt alpha = fl(ga * gb)
+            t = t * np.float32(args.global_scale)
         if bias is not None:
             t = t + _f32(bias)[None, :]
         if sr is not None:

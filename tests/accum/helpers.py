@@ -11,14 +11,27 @@ from fp8ref.formats import FP32, TF32, Format
 
 
 def all_models() -> list[tuple[str, object]]:
-    out: list[tuple[str, object]] = [(name, accum.get(name)) for name in accum.PRESETS]
+    out: list[tuple[str, object]] = [(name, accum.get(name)) for name in accum.PRESETS
+                                     if not isinstance(accum.get(name), accum.BlockScaled)]
     for g in accum.GPUS:
-        for f in accum.IN_FORMATS:
-            for o in ("fp32", "fp16"):
-                try:
-                    out.append((f"{g}:{f}:{o}", accum.tensor_core(g, f, o)))
-                except ValueError:
-                    pass
+        for ins in accum.instructions(g):
+            for f in accum.IN_FORMATS:
+                for o in ("fp32", "fp16"):
+                    try:
+                        out.append((f"{g}:{f}:{o}:{ins}", accum.tensor_core(g, f, o, instruction=ins)))
+                    except ValueError:
+                        pass
+    return out
+
+
+def scaled_models() -> list[tuple[str, object]]:
+    """Every block-scaled model of the table (each GPU, instruction, format, block size, scale format)."""
+    out: list[tuple[str, object]] = []
+    for g in accum.GPUS:
+        for ins in accum.instructions(g):
+            for f, bs, sf in accum.block_scaled(g, ins):
+                m = accum.tensor_core(g, f, instruction=ins, block_size=bs, scale_format=sf)
+                out.append((f"{g}:{ins}:{f}:{sf}x{bs}", m))
     return out
 
 

@@ -68,7 +68,7 @@ def test_fast_equals_exact_hypothesis(data):
 
 
 @pytest.mark.parametrize("name", ["h100-fp8", "h100-fp8-fastaccum", "fp32", "fp16", "bf16", "exact",
-                                  "b200-fp8"])
+                                  "b200-fp8", "b200-fp8-mma", "rtx5090-fp8", "h100-fp8-wgmma-fp16"])
 def test_gemm_equals_dot_exact(name):
     model = accum.get(name)
     rng = np.random.default_rng(5)

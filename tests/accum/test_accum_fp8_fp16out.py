@@ -19,14 +19,14 @@ P = np.ldexp
 @pytest.mark.parametrize("gpu", ["H100", "H200", "B200"])
 @pytest.mark.parametrize("fmt", ["E4M3", "E5M2"])
 def test_fp8_fp16_row(gpu, fmt):
-    m = accum.tensor_core(gpu, fmt, "fp16")
+    m = accum.tensor_core(gpu, fmt, "fp16", instruction="mma")
     assert (m.nfma, m.frac_bits, m.out_frac_bits, m.rounding, m.e_floor) == (16, 25, 10, "rne", -21)
     assert m.c_mode == "last" and m.k_order == K32_PAIRS_ORDER and m.confirmed
     assert K32_PAIRS_ORDER[:6] == (0, 1, 4, 5, 8, 9) and K32_PAIRS_ORDER[16:20] == (2, 3, 6, 7)
 
 
 def test_pair_order_decides_the_first_rounding():
-    m = accum.tensor_core("H100", "E4M3", "fp16")
+    m = accum.tensor_core("H100", "E4M3", "fp16", instruction="mma")
     a = np.zeros(32)
     b = np.zeros(32)
     a[0] = b[0] = 1.0
@@ -40,7 +40,7 @@ def test_pair_order_decides_the_first_rounding():
 
 
 def test_c_is_added_after_the_chain():
-    m = accum.tensor_core("B200", "E4M3", "fp16")
+    m = accum.tensor_core("B200", "E4M3", "fp16", instruction="mma")
     a = np.zeros(32)
     b = np.zeros(32)
     a[0], b[0] = P(1, -6), P(1, -5)  # 2^-11 in block 1
@@ -61,7 +61,7 @@ def _rand(rng, fmt, shape):
 @pytest.mark.parametrize("k", [7, 32, 40, 64])
 def test_fast_paths_equal_the_oracle(k):
     rng = np.random.default_rng(k)
-    m = accum.tensor_core("H200", "E4M3", "fp16").for_inputs(E4M3, E5M2)
+    m = accum.tensor_core("H200", "E4M3", "fp16", instruction="mma").for_inputs(E4M3, E5M2)
     A = _rand(rng, E4M3, (6, k))
     B = _rand(rng, E5M2, (k, 5))
     C = rng.standard_normal((6, 5)).astype(np.float16).astype(np.float64)
@@ -81,7 +81,7 @@ def test_k_order_rules():
         with pytest.raises(ValueError, match="k_order"):
             accum.BlockFMA(4, 13, k_order=bad)
     with pytest.raises(ValueError, match="inner"):
-        accum.Promoted(accum.tensor_core("H100", "E4M3", "fp16"), 128)
+        accum.Promoted(accum.tensor_core("H100", "E4M3", "fp16", instruction="mma"), 128)
 
 
 def test_oracle_reproduces_measured_lines(hwdata_dir):
@@ -89,6 +89,6 @@ def test_oracle_reproduces_measured_lines(hwdata_dir):
         for fmt in ("E4M3", "E5M2"):
             A, B, c, d = hwcheck.load_set(hwdata_dir / gpu / fmt, gpu, fmt, "fp16")
             c16 = c.astype(np.float16).astype(np.float64)
-            m = accum.tensor_core(gpu, fmt, "fp16")
+            m = accum.tensor_core(gpu, fmt, "fp16", instruction="mma")
             for i in range(40):
                 assert m.dot_exact(A[i], B[i], c16[i]) == d[i], (gpu, fmt, i)

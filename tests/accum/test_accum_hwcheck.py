@@ -67,7 +67,7 @@ def test_help_agrees_with_behaviour(capsys):
     with pytest.raises(SystemExit):
         main(["hwcheck", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert all(row.confirmed for row in presets._TABLE.values())
+    assert all(row.confirmed for v in presets.VENDORS for row in v.table.values())
     assert "unexplained" not in text.replace("UNEXPLAINED", "")
     assert "FP8 inputs with fp16 output on Hopper and B200 included) reproduce 100 %" in text
     with pytest.raises(SystemExit):
@@ -77,3 +77,12 @@ def test_help_agrees_with_behaviour(capsys):
     assert usage[1].strip() == "fp8ref probe --list [--model MODEL]"
     assert main(["probe"]) == 2
     assert "--model MODEL is required (or --list" in capsys.readouterr().err
+
+
+def test_sets_are_replayed_with_the_instruction_they_were_measured_with():
+    from fp8ref.accum import hwcheck
+
+    assert hwcheck.measured_instruction("H100", "E4M3", "fp32") == "wgmma"
+    assert hwcheck.measured_instruction("H200", "E5M2", "fp16") == "mma"
+    assert hwcheck.measured_instruction("B200", "E4M3", "fp32") == "mma"  # not tcgen05, the B200 default
+    assert hwcheck.measured_instruction("A100", "fp16", "fp32") == "mma"

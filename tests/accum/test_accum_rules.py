@@ -45,7 +45,7 @@ def test_round_fraction_subnormal_overflow_and_zero_sign():
 def test_bfma_truncates_each_term_toward_zero():
     # P5: 1 + 2^-7 * -2^-7: the negative term truncates toward zero (to 0), not down to -2^-13
     assert H100.dot([1.0, P(1, -7)], [1.0, -P(1, -7)]) == 1.0
-    assert accum.get("b200-fp8").dot([1.0, P(1, -7)], [1.0, -P(1, -7)]) == 1 - P(1, -14)
+    assert accum.get("b200-fp8-mma").dot([1.0, P(1, -7)], [1.0, -P(1, -7)]) == 1 - P(1, -14)
 
 
 def test_bfma_e8m13_output_and_c_truncation():
@@ -53,7 +53,7 @@ def test_bfma_e8m13_output_and_c_truncation():
     z = np.zeros(32)
     assert H100.dot(z, z, 1 + P(1, -13)) == 1 + P(1, -13)
     assert H100.dot(z, z, 1 + P(1, -14)) == 1.0
-    assert accum.get("b200-fp8").dot(z, z, 1 + P(1, -23)) == 1 + P(1, -23)
+    assert accum.get("b200-fp8-mma").dot(z, z, 1 + P(1, -23)) == 1 + P(1, -23)
 
 
 def test_bfma_block_boundaries_and_chaining():
@@ -119,7 +119,7 @@ def test_bfma_special_values_and_zero_signs():
 
 
 def test_bfma_separate_c_mode_adds_c_with_rne():
-    b200 = accum.get("b200-fp8")
+    b200 = accum.get("b200-fp8-mma")
     c = 1 + P(1, -12) + P(1, -13)
     assert b200.dot([1.0] * 3, [1.0] * 3, c) == 4 + 3 * P(1, -13)
     # c not aligned with the products: a tiny product next to a large c survives the block sum
@@ -215,7 +215,7 @@ def test_tensor_core_table_and_unsupported():
     assert accum.tensor_core("A100", "fp16", "fp16").out_frac_bits == 10
     assert accum.tensor_core("B200", "E4M3").confirmed
     assert accum.tensor_core("H100", "E4M3", "fp16").confirmed
-    assert accum.tensor_core("B200", "E5M2", "fp16").c_mode == "last"
+    assert accum.tensor_core("B200", "E5M2", "fp16", instruction="mma").c_mode == "last"
     for args in (("V100", "bf16"), ("A100", "E4M3"), ("H100", "bf16", "fp16"), ("P100", "fp16"),
                  ("H100", "fp32"), ("H100", "fp16", "bf16")):
         with pytest.raises(ValueError):

@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -32,11 +33,13 @@ def dry_report(gpu_check, tmp_path_factory):
 def test_every_section_runs(dry_report) -> None:
     report, _ = dry_report
     assert report["errors"] == []
-    assert set(report["sections"]) == {"casts", "scaled_mm", "probes", "trainer", "throughput"}
+    assert set(report["sections"]) == {"casts", "scaled_mm", "probes", "trainer", "throughput",
+                                       "block_scaled"}
     for name, sec in report["sections"].items():
         assert "error" not in sec and "skipped" not in sec, name
     assert report["dry_run"] and report["environment"]["dry_run"]
-    assert set(report["timings_s"]) >= {"casts", "scaled_mm", "probes", "trainer", "throughput", "total"}
+    assert set(report["timings_s"]) >= {"casts", "scaled_mm", "probes", "trainer", "throughput",
+                                        "block_scaled", "total"}
 
 
 def test_casts_follow_the_measured_torch_rule(dry_report) -> None:
@@ -71,6 +74,19 @@ def test_scaled_mm_and_probes_recover_the_simulated_models(dry_report) -> None:
     # fast accumulation loses the small products of the "dominant" inputs at large K
     fast = s["scaled_mm"]["variants"]["use_fast_accum=True"]["models"]
     assert fast["h100-fp8"]["bit_exact_fraction"] < 1.0
+
+
+def test_block_scaled_paths_recover_the_simulated_presets(gpu_check, dry_report) -> None:
+    rows = dry_report[0]["sections"]["block_scaled"]["rows"]
+    assert {r["recipe"] for r in rows} == {"mxfp8", "mxfp4", "nvfp4"}
+    for r in rows:
+        assert "error" not in r and r["claimed"] == f"b200-{r['recipe']}"
+        assert r["models"][r["claimed"]]["bit_exact_fraction"] == 1.0
+    s = np.arange(130 * 9).reshape(130, 9)
+    flat = gpu_check.swizzle_128x4(s)
+    assert flat.size == 256 * 12 and np.array_equal(gpu_check.unswizzle_128x4(flat, 130, 9), s)
+    # cuBLAS layout: scale (i, j) of the first 128x4 tile sits at 16 * (i % 32) + 4 * (i // 32) + j
+    assert flat[16 * 5 + 4 * 2 + 3] == s[64 + 5, 3]
 
 
 def test_trainer_and_throughput(dry_report) -> None:

@@ -1,1 +1,1 @@
-"""The golden suites: casts, scaling, matmul, trainer (one module each)."""
+"""The golden suites: casts, scaling, matmul, trainer, tensorcore (one module each)."""

@@ -34,6 +34,17 @@ def _format(v: Any) -> None:
     fp8ref.format(v)
 
 
+def _tensor_core_format(v: Any) -> None:
+    """An input-format name of some matrix instruction (``fp8ref.accum.IN_FORMATS``: format names, and
+    AMD's ``xf32``, fp32 operands the instruction truncates)."""
+    from fp8ref.accum import IN_FORMATS
+
+    if not isinstance(v, str):
+        raise TypeError(f"must be a format name, got {type(v).__name__}")
+    if v not in IN_FORMATS:
+        raise ValueError(f"unknown matrix-instruction input format {v!r}; valid: {', '.join(IN_FORMATS)}")
+
+
 def _cast_format(v: Any) -> None:
     import fp8ref
 
@@ -158,8 +169,8 @@ PARAMS: dict[str, OpSpec] = {
                          "accumulate": _accumulate}, {"scale_result": _number, "mx": _bool},
                         ("a", "b", "scale_a", "scale_b")),
     "trainer_linear": OpSpec({"layer": _str, "config": _config}, inputs=("x", "w", "dy")),
-    "tensor_core_gemm": OpSpec({"gpu": _str, "instruction": _str, "in_format": _format,
-                                "in_format_b": _format, "out_format": _format},
+    "tensor_core_gemm": OpSpec({"gpu": _str, "instruction": _str, "in_format": _tensor_core_format,
+                                "in_format_b": _tensor_core_format, "out_format": _format},
                                {"block_size": _positive_int, "scale_format": _format},
                                inputs_from=lambda p: ("a", "b", "c") + (("scale_a", "scale_b")
                                                                           if "block_size" in p else ())),

@@ -38,6 +38,8 @@ _LAZY: dict[str, str] = {
     "dequantize": "fp8ref.cast",
     "as_ml_dtypes": "fp8ref.cast",
     "ROUNDING_MODES": "fp8ref.cast",
+    "pack_fp4": "fp8ref.cast",
+    "unpack_fp4": "fp8ref.cast",
     "amax": "fp8ref.scaling",
     "scale_bias": "fp8ref.scaling",
     "quantize_scaled": "fp8ref.scaling",
@@ -49,6 +51,8 @@ _LAZY: dict[str, str] = {
     "MX": "fp8ref.scaling",
     "MSAMP": "fp8ref.scaling",
     "DelayedState": "fp8ref.scaling",
+    "NVFP4": "fp8ref.scaling",
+    "DeepGEMM": "fp8ref.scaling",
     "scaled_mm": "fp8ref.matmul",
 }
 _SUBMODULES = ("accum", "backends", "cast", "conform", "golden", "matmul", "nn", "scaling")
@@ -74,13 +78,15 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fp8ref.cast import ROUNDING_MODES, as_ml_dtypes, dequantize, quantize  # noqa: F401
+    from fp8ref.cast import ROUNDING_MODES, as_ml_dtypes, dequantize, pack_fp4, quantize, unpack_fp4  # noqa: F401
     from fp8ref.matmul import scaled_mm  # noqa: F401
     from fp8ref.scaling import (  # noqa: F401
         MSAMP,
         MX,
+        NVFP4,
         Constant,
         Current,
+        DeepGEMM,
         Delayed,
         DelayedState,
         JustInTime,

@@ -1,0 +1,144 @@
+"""The fused NVFP4 / DeepGEMM kernel: one parallel loop over the blocks, each block in one pass (its amax,
+its scale, the multiply and the element encode), as docs/scaling.md section 7 specifies per profile.
+
+Every encode calls the float32 nearest-even encoder of the encoding layer (``encode_rne_f32`` of
+``fp8ref/cast/encode.py``) with the record of the target format; the kernel encodes nothing itself. The
+NaN results a source's own converter gives (TE's table: code 0; torchao's bit formula; DeepGEMM's FP4
+comparisons: code 0) are decided here before the encoder is called, and the DeepGEMM E2M1 tie rule
+(ties toward zero) compares with the decoded neighbours.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from fp8ref.cast.encode import bits_to_f32, encode_rne_f32, f32_to_bits
+
+# profiles of the block-scale rule
+TE = 0  # TransformerEngine NVFP4QuantizerRef
+TORCHAO_1 = 1  # torchao nvfp4_quantize, single level
+TORCHAO_2 = 2  # torchao nvfp4_quantize, two level
+DEEPGEMM = 3  # deep_gemm utils/math.py, sf = max(amax, 1e-4) / elem_max, optional ceil_to_ue8m0
+# element encoders
+EL_TE_FP4 = 0  # clamp +-6, RNE; NaN and +-0 give code 0 (TE's cast_to_fp4x2 table)
+EL_TORCHAO_FP4 = 1  # clamp +-6, RNE; NaN by torchao's bit formula (sign kept)
+EL_E4M3 = 2  # plain encode with the record (DeepGEMM FP8: torch's non-saturating cast)
+EL_DEEPGEMM_FP4 = 3  # ties toward zero, saturating, no negative zero, NaN -> 0
+
+
+@njit(cache=True, inline="always")
+def torchao_nan_code(y):  # pragma: no cover - compiled
+    """torchao ``_f32_to_floatx_unpacked`` (E2M1) on a NaN: its normal branch applied to the NaN's bits
+    (``(a - (126 << 23) + 0x1FFFFF + bit22) >> 22``, low 4 bits), with the sign bit kept."""
+    u = f32_to_bits(y)
+    a = u & np.int32(0x7FFFFFFF)
+    c = ((a - np.int32(126 << 23) + np.int32(0x1FFFFF) + ((a >> np.int32(22)) & np.int32(1)))
+         >> np.int32(22)) & np.int32(0xF)
+    return (c | np.int32(8)) if u < 0 else c
+
+
+@njit(cache=True, inline="always")
+def deepgemm_fp4(y, pq, dec):  # pragma: no cover - compiled
+    """DeepGEMM ``_quantize_to_fp4_e2m1``: the number of midpoints strictly below ``|y|`` (ties toward
+    zero, 7 above 5), the sign only on a non-zero code, NaN -> 0. From the nearest-even code ``c`` of
+    ``|y|`` (``dec``: the decoded magnitudes): a ``|y|`` exactly halfway between ``dec[c - 1]`` and
+    ``dec[c]`` was a tie rounded up, and takes ``c - 1``."""
+    if y != y:
+        return np.int64(0)
+    a = abs(y)
+    c = np.int64(encode_rne_f32(a, pq)) & np.int64(7)
+    if c > 0 and a == np.float32(0.5) * (dec[c] + dec[c - 1]):  # a tie rounded up: take the lower one
+        c -= 1
+    return (c | np.int64(8)) if (y < 0 and c != 0) else c
+
+
+@njit(cache=True, inline="always")
+def _block_scale(amax, profile, c1, c2, smax, seps, pe, sdec):  # pragma: no cover - compiled
+    """(scale code, decoded block scale, element multiplier q) of one block from its float32 amax."""
+    flt_max = np.float32(3.4028234663852886e38)
+    one = np.float32(1.0)
+    if profile == DEEPGEMM:  # sf = max(amax, 1e-4) / elem_max (c1 = elem_max, seps = 1e-4)
+        a = seps if amax < seps else amax
+        sf = a / c1
+        code = np.int64(0)
+        if c2 != 0:  # ceil_to_ue8m0
+            u = f32_to_bits(sf) & np.int32(0x7FFFFFFF)
+            e = ((u >> np.int32(23)) & np.int32(0xFF)) + (np.int32(1) if (u & np.int32(0x7FFFFF)) != 0
+                                                         else np.int32(0))
+            e = min(max(e, np.int32(1)), np.int32(254))
+            code = np.int64(e)
+            sf = bits_to_f32(np.int32(e << np.int32(23)))
+        return code, sf, one / sf
+    if profile == TE:  # decode = E4M3(clamp(min(amax * c1, FLT_MAX), 448)); q = min(1 / (sf * c2), FLT_MAX)
+        s = amax * c1
+        if s > flt_max:
+            s = flt_max
+    elif profile == TORCHAO_1:
+        s = amax / np.float32(6.0)
+    else:  # TORCHAO_2: (amax / 6) / per_tensor_scale (c1)
+        s = (amax / np.float32(6.0)) / c1
+    if s < seps:
+        s = seps
+    if s > smax:
+        s = smax
+    code = np.int64(encode_rne_f32(s, pe))
+    sf = sdec[code]
+    if profile == TE:
+        q = one / (sf * c2)
+        if q > flt_max:
+            q = flt_max
+    elif profile == TORCHAO_1:
+        q = one / sf
+    else:  # (1 / per_tensor_scale) (c2) / block scale
+        q = c2 / sf
+    return code, sf, q
+
+
+@njit(cache=True, parallel=True)
+def block_cast(x, br, bc, profile, element, c1, c2, smax, seps, pe, sdec, pq, qdec,
+               codes, scodes, sgrid, qgrid, agrid):  # pragma: no cover - compiled
+    """Per block ``(br, bc)`` of the 2-D float32 ``x`` (partial edge blocks over the elements present):
+    amax (NaN propagating), the profile's block scale, ``y = x * q`` in float32 and the element code.
+    Writes codes, the scale codes, decoded scales, multipliers and amaxes of the grid."""
+    m_rows, n_cols = x.shape
+    gm = (m_rows + br - 1) // br
+    gn = (n_cols + bc - 1) // bc
+    six = np.float32(6.0)
+    for b in prange(gm * gn):
+        bi = b // gn
+        bj = b - bi * gn
+        r0 = bi * br
+        r1 = min(m_rows, r0 + br)
+        k0 = bj * bc
+        k1 = min(n_cols, k0 + bc)
+        m = np.int32(0)
+        for i in range(r0, r1):
+            for j in range(k0, k1):
+                m = max(m, f32_to_bits(x[i, j]) & np.int32(0x7FFFFFFF))
+        amax = bits_to_f32(np.int32(m))
+        code, sf, q = _block_scale(amax, profile, c1, c2, smax, seps, pe, sdec)
+        scodes[bi, bj] = code
+        sgrid[bi, bj] = sf
+        qgrid[bi, bj] = q
+        agrid[bi, bj] = amax
+        q_nan = q != q
+        for i in range(r0, r1):
+            for j in range(k0, k1):
+                y = q if q_nan else x[i, j] * q  # a NaN multiplier propagates (as torch's CPU kernels)
+                if element == EL_E4M3:
+                    codes[i, j] = encode_rne_f32(y, pq)
+                    continue
+                if element == EL_DEEPGEMM_FP4:
+                    codes[i, j] = deepgemm_fp4(y, pq, qdec)
+                    continue
+                if y < -six:
+                    y = -six
+                elif y > six:
+                    y = six
+                if y != y:
+                    codes[i, j] = torchao_nan_code(y) if element == EL_TORCHAO_FP4 else 0
+                elif y == 0 and element == EL_TE_FP4:
+                    codes[i, j] = 0
+                else:
+                    codes[i, j] = encode_rne_f32(y, pq)

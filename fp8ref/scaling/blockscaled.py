@@ -3,6 +3,7 @@ the call of the fused kernel, and the :class:`ScaledTensor` (docs/scaling.md sec
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,11 @@ def hadamard16(x: np.ndarray) -> np.ndarray:
     return out.reshape(x.shape)
 
 
+@functools.cache
+def _E4M3_TABLE() -> np.ndarray:  # noqa: N802 - a constant made once
+    return e4m3_table()
+
+
 def e4m3_table() -> np.ndarray:
     """Decoded E4M3 codes as float32; the NaN codes as torch's ``float8_e4m3fn -> float32`` gives them
     (``0x7FF00000`` with the code's sign), whose payload torchao's FP4 converter reads."""
@@ -72,22 +78,30 @@ def _check_shape(w: np.ndarray, tile: tuple[int, int], pad: bool) -> None:
                          "edge tiles (zero padding)")
 
 
-def nvfp4_global(w: np.ndarray, recipe: NVFP4) -> tuple[int, np.float32, np.float32, np.float32 | None]:
-    """(kernel profile, c1, c2, global decode scale) of an NVFP4 cast of the float32 ``w``."""
+def grid_max(agrid: np.ndarray) -> np.float32:
+    """The largest of the block amaxes (NaN if one is NaN; 0 for none): the tensor's amax."""
+    if agrid.size == 0:
+        return np.float32(0)
+    return np.array(agrid.view(np.int32).max(), dtype=np.int32).view(np.float32)[()]
+
+
+def nvfp4_global(agrid: np.ndarray, recipe: NVFP4) -> tuple[int, np.float32, np.float32, np.float32 | None]:
+    """(kernel profile, c1, c2, global decode scale) of an NVFP4 cast whose block amaxes are ``agrid``."""
     from fp8ref.scaling import blockscaled_kernels as k
-    from fp8ref.scaling.amax import amax_flat
 
     if not recipe.two_level:
         if recipe.profile == "torchao":
             return k.TORCHAO_1, _f32(1), _f32(1), None
         return k.TE, _f32(1.0) * (_f32(1) / F4_MAX), _f32(1), None  # TE's rule with the global scale 1
-    amax = _f32(recipe.global_amax) if recipe.global_amax is not None else _f32(amax_flat(w))
+    amax = _f32(recipe.global_amax) if recipe.global_amax is not None else grid_max(agrid)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         if recipe.profile == "torchao":  # per_tensor_amax_to_scale: amax / (448 * 6)
             if np.isnan(amax):  # torch.max(torch.abs(x)) with a NaN: the pattern 0xFFFFFFFF (x86 CPU)
                 amax = np.array(0xFFFFFFFF, dtype=np.uint32).view(np.float32)[()]
             pts = amax / (E4M3_MAX * F4_MAX)
             return k.TORCHAO_2, pts, _f32(1) / pts, pts
+        if np.isnan(amax):  # TE runs on the GPU, whose NaN results are the canonical 0x7FFFFFFF
+            amax = np.array(0x7FFFFFFF, dtype=np.uint32).view(np.float32)[()]
         enc = E4M3_MAX * F4_MAX / amax
         enc = FLT_MAX if enc > FLT_MAX else enc  # torch.min: NaN stays
         enc = _f32(1) if enc == 0 else enc
@@ -100,6 +114,7 @@ def quantize_blockscaled(a: np.ndarray, fmt: Format, recipe: NVFP4 | DeepGEMM) -
     from fp8ref.cast.encode import encoder_params
     from fp8ref.cast.kernels import threads_for
     from fp8ref.scaling import blockscaled_kernels as k
+    from fp8ref.scaling.amax import amax_grid
 
     want = E2M1 if isinstance(recipe, NVFP4) else recipe.element
     if fmt != want:
@@ -116,7 +131,8 @@ def quantize_blockscaled(a: np.ndarray, fmt: Format, recipe: NVFP4 | DeepGEMM) -
     if isinstance(recipe, NVFP4):
         if recipe.hadamard:
             w = hadamard16(w)
-        profile, c1, c2, global_scale = nvfp4_global(w, recipe)
+        agrid = amax_grid(w, recipe.tile)
+        profile, c1, c2, global_scale = nvfp4_global(agrid, recipe)
         smax, seps = (E4M3_MAX, -E4M3_MAX) if profile == k.TE else (E4M3_MAX, E4M3_EPS)
         element = k.EL_TE_FP4 if profile == k.TE else k.EL_TORCHAO_FP4
         pe = encoder_params(E4M3, "nearest_even", True)
@@ -130,14 +146,19 @@ def quantize_blockscaled(a: np.ndarray, fmt: Format, recipe: NVFP4 | DeepGEMM) -
         else:
             element, pq = k.EL_DEEPGEMM_FP4, encoder_params(E2M1, "nearest_even", True)
         scale_codes_kept = recipe.ue8m0
+        agrid = amax_grid(w, recipe.tile)
     m, n = w.shape
     grid = (-(-m // br), -(-n // bc))
     codes = np.empty(w.shape, dtype=np.uint8)
     scodes = np.empty(grid, dtype=np.uint8)
-    sgrid, qgrid, agrid = (np.empty(grid, dtype=np.float32) for _ in range(3))
+    sgrid, qgrid = (np.empty(grid, dtype=np.float32) for _ in range(2))
+    args = (profile, element, _f32(c1), _f32(c2), smax, seps, pe, _E4M3_TABLE(), pq, qdec)
     with threads_for(w.size):
-        k.block_cast(w, br, bc, profile, element, _f32(c1), _f32(c2), smax, seps, pe, e4m3_table(), pq, qdec,
-                     codes, scodes, sgrid, qgrid, agrid)
+        if (br, bc) == (1, 16) and n % 16 == 0:
+            k.block_cast_1x16(w.reshape(-1), *args, codes.reshape(-1), agrid.reshape(-1), scodes.reshape(-1),
+                              sgrid.reshape(-1), qgrid.reshape(-1))
+        else:
+            k.block_cast(w, br, bc, *args, codes, agrid, scodes, sgrid, qgrid)
     if isinstance(recipe, NVFP4) and recipe.rounding == "stochastic":
         codes = _stochastic(w, qgrid, recipe, codes)
     bias = None

@@ -1,5 +1,6 @@
-"""The fused NVFP4 / DeepGEMM kernel: one parallel loop over the blocks, each block in one pass (its amax,
-its scale, the multiply and the element encode), as docs/scaling.md section 7 specifies per profile.
+"""The NVFP4 / DeepGEMM kernels: after the block-amax pass (``fp8ref.scaling.amax.amax_grid``), one
+parallel loop over the blocks computes each block's scale and encodes its elements in the same pass, as
+docs/scaling.md section 7 specifies per profile.
 
 Every encode calls the float32 nearest-even encoder of the encoding layer (``encode_rne_f32`` of
 ``fp8ref/cast/encode.py``) with the record of the target format; the kernel encodes nothing itself. The
@@ -95,50 +96,85 @@ def _block_scale(amax, profile, c1, c2, smax, seps, pe, sdec):  # pragma: no cov
     return code, sf, q
 
 
+@njit(cache=True, inline="always")
+def _te_fp4(y, pq):  # pragma: no cover - compiled
+    """TE's ``cast_to_fp4x2`` after ``clamp(y, -6, 6)``: nearest even; NaN and +-0 give code 0."""
+    six = np.float32(6.0)
+    y = -six if y < -six else y  # NaN passes the clamp
+    y = six if y > six else y
+    c = np.int64(encode_rne_f32(y, pq))
+    return np.int64(0) if (y != y) | (y == np.float32(0)) else c
+
+
+@njit(cache=True, inline="always")
+def _torchao_fp4(y, pq):  # pragma: no cover - compiled
+    """torchao's ``f32_to_f4_unpacked`` after ``clamp(y, -6, 6)``: nearest even, sign kept, NaN by its
+    bit formula."""
+    six = np.float32(6.0)
+    y = -six if y < -six else y
+    y = six if y > six else y
+    c = np.int64(encode_rne_f32(y, pq))
+    return np.int64(torchao_nan_code(y)) if y != y else c
+
+
+@njit(cache=True, inline="always")
+def _encode_block(xs, os, q, element, pq, qdec):  # pragma: no cover - compiled
+    """Codes ``os`` of the slice ``xs`` times ``q``: one loop per element rule over slices (so that each
+    vectorises). A NaN multiplier propagates into every product (as torch's CPU kernels give it)."""
+    if q != q:
+        for j in range(xs.size):
+            os[j] = (_te_fp4(q, pq) if element == EL_TE_FP4 else _torchao_fp4(q, pq)
+                     if element == EL_TORCHAO_FP4 else deepgemm_fp4(q, pq, qdec)
+                     if element == EL_DEEPGEMM_FP4 else np.int64(encode_rne_f32(q, pq)))
+    elif element == EL_TE_FP4:
+        for j in range(xs.size):
+            os[j] = _te_fp4(xs[j] * q, pq)
+    elif element == EL_TORCHAO_FP4:
+        for j in range(xs.size):
+            os[j] = _torchao_fp4(xs[j] * q, pq)
+    elif element == EL_E4M3:
+        for j in range(xs.size):
+            os[j] = encode_rne_f32(xs[j] * q, pq)
+    else:
+        for j in range(xs.size):
+            os[j] = deepgemm_fp4(xs[j] * q, pq, qdec)
+
+
 @njit(cache=True, parallel=True)
 def block_cast(x, br, bc, profile, element, c1, c2, smax, seps, pe, sdec, pq, qdec,
-               codes, scodes, sgrid, qgrid, agrid):  # pragma: no cover - compiled
-    """Per block ``(br, bc)`` of the 2-D float32 ``x`` (partial edge blocks over the elements present):
-    amax (NaN propagating), the profile's block scale, ``y = x * q`` in float32 and the element code.
-    Writes codes, the scale codes, decoded scales, multipliers and amaxes of the grid."""
+               codes, agrid, scodes, sgrid, qgrid):  # pragma: no cover - compiled
+    """Per block ``(br, bc)`` of the 2-D float32 ``x`` (partial edge blocks over the elements present),
+    from its amax ``agrid`` (the first pass): the profile's block scale, ``y = x * q`` in float32 and the
+    element codes. Writes codes, the scale codes, decoded scales and multipliers of the grid."""
     m_rows, n_cols = x.shape
-    gm = (m_rows + br - 1) // br
-    gn = (n_cols + bc - 1) // bc
-    six = np.float32(6.0)
+    gm, gn = agrid.shape
     for b in prange(gm * gn):
         bi = b // gn
         bj = b - bi * gn
-        r0 = bi * br
-        r1 = min(m_rows, r0 + br)
-        k0 = bj * bc
-        k1 = min(n_cols, k0 + bc)
-        m = np.int32(0)
-        for i in range(r0, r1):
-            for j in range(k0, k1):
-                m = max(m, f32_to_bits(x[i, j]) & np.int32(0x7FFFFFFF))
-        amax = bits_to_f32(np.int32(m))
-        code, sf, q = _block_scale(amax, profile, c1, c2, smax, seps, pe, sdec)
+        code, sf, q = _block_scale(agrid[bi, bj], profile, c1, c2, smax, seps, pe, sdec)
         scodes[bi, bj] = code
         sgrid[bi, bj] = sf
         qgrid[bi, bj] = q
-        agrid[bi, bj] = amax
-        q_nan = q != q
-        for i in range(r0, r1):
-            for j in range(k0, k1):
-                y = q if q_nan else x[i, j] * q  # a NaN multiplier propagates (as torch's CPU kernels)
-                if element == EL_E4M3:
-                    codes[i, j] = encode_rne_f32(y, pq)
-                    continue
-                if element == EL_DEEPGEMM_FP4:
-                    codes[i, j] = deepgemm_fp4(y, pq, qdec)
-                    continue
-                if y < -six:
-                    y = -six
-                elif y > six:
-                    y = six
-                if y != y:
-                    codes[i, j] = torchao_nan_code(y) if element == EL_TORCHAO_FP4 else 0
-                elif y == 0 and element == EL_TE_FP4:
-                    codes[i, j] = 0
-                else:
-                    codes[i, j] = encode_rne_f32(y, pq)
+        k0 = bj * bc
+        k1 = min(n_cols, k0 + bc)
+        for i in range(bi * br, min(m_rows, (bi + 1) * br)):
+            _encode_block(x[i, k0:k1], codes[i, k0:k1], q, element, pq, qdec)
+
+
+@njit(cache=True, parallel=True)
+def block_cast_1x16(x, profile, element, c1, c2, smax, seps, pe, sdec, pq, qdec,
+                    codes, agrid, scodes, sgrid, qgrid):  # pragma: no cover - compiled
+    """:func:`block_cast` for 1x16 tiles of a flat float32 ``x`` (rows a multiple of 16 long), 1024 blocks
+    per parallel chunk."""
+    nb = x.size // 16
+    chunk = 1024
+    for c in prange((nb + chunk - 1) // chunk):
+        b1 = min(nb, (c + 1) * chunk)
+        for b in range(c * chunk, b1):
+            code, sf, q = _block_scale(agrid[b], profile, c1, c2, smax, seps, pe, sdec)
+            scodes[b] = code
+            sgrid[b] = sf
+            qgrid[b] = q
+        for b in range(c * chunk, b1):
+            lo = b * 16
+            _encode_block(x[lo:lo + 16], codes[lo:lo + 16], qgrid[b], element, pq, qdec)

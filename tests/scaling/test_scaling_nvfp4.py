@@ -316,3 +316,28 @@ def test_bad_shapes_and_formats():
         quantize_scaled(np.ones(32, np.float32), E2M1, NVFP4())
     with pytest.raises(ValueError, match="rounding"):
         quantize_scaled(np.ones((4, 32), np.float32), E2M1, NVFP4(), rounding="toward_zero")
+
+
+@pytest.mark.parametrize("tile", [(1, 16), (16, 16)])
+def test_parallel_launch_equals_small_pieces(tile):
+    """A tensor above the one-thread threshold (2**17 elements) gives the codes of its 64-row pieces
+    (one global amax for all)."""
+    rng = np.random.default_rng(9)
+    x = wide(rng, 512, 512)
+    r = NVFP4(tile=tile, global_amax=float(np.abs(x).max()))
+    big = quantize_scaled(x, E2M1, r)
+    for lo in range(0, 512, 64):
+        part = quantize_scaled(x[lo:lo + 64], E2M1, r)
+        assert np.array_equal(big.codes[lo:lo + 64], part.codes)
+        g = lo // tile[0]
+        assert np.array_equal(big.scale_codes[g:g + part.scale_codes.shape[0]], part.scale_codes)
+
+
+def test_partial_tiles_are_zero_padding():
+    rng = np.random.default_rng(10)
+    x = wide(rng, 20, 40, -3, 3)
+    st = quantize_scaled(x, E2M1, NVFP4(tile=(16, 16), pad=True))
+    xp = np.zeros((32, 48), np.float32)
+    xp[:20, :40] = x
+    codes, scodes, _ = oracle_te(xp, (16, 16))
+    assert np.array_equal(st.codes, codes[:20, :40]) and np.array_equal(st.scale_codes, scodes)

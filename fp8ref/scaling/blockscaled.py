@@ -79,13 +79,16 @@ def _check_shape(w: np.ndarray, tile: tuple[int, int], pad: bool) -> None:
 
 
 def grid_max(agrid: np.ndarray) -> np.float32:
-    """The largest of the block amaxes (NaN if one is NaN; 0 for none): the tensor's amax."""
+    """The largest of the block amaxes (NaN if one is NaN; 0 for none): the tensor's amax (a scalar
+    ``agrid`` is that amax itself)."""
+    if agrid.ndim == 0:
+        return np.float32(agrid)
     if agrid.size == 0:
         return np.float32(0)
     return np.array(agrid.view(np.int32).max(), dtype=np.int32).view(np.float32)[()]
 
 
-def nvfp4_global(agrid: np.ndarray, recipe: NVFP4) -> tuple[int, np.float32, np.float32, np.float32 | None]:
+def nvfp4_global(agrid: Any, recipe: NVFP4) -> tuple[int, np.float32, np.float32, np.float32 | None]:
     """(kernel profile, c1, c2, global decode scale) of an NVFP4 cast whose block amaxes are ``agrid``."""
     from fp8ref.scaling import blockscaled_kernels as k
 
@@ -114,7 +117,7 @@ def quantize_blockscaled(a: np.ndarray, fmt: Format, recipe: NVFP4 | DeepGEMM) -
     from fp8ref.cast.encode import encoder_params
     from fp8ref.cast.kernels import threads_for
     from fp8ref.scaling import blockscaled_kernels as k
-    from fp8ref.scaling.amax import amax_grid
+    from fp8ref.scaling.amax import amax_flat, amax_grid
 
     want = E2M1 if isinstance(recipe, NVFP4) else recipe.element
     if fmt != want:
@@ -131,8 +134,10 @@ def quantize_blockscaled(a: np.ndarray, fmt: Format, recipe: NVFP4 | DeepGEMM) -
     if isinstance(recipe, NVFP4):
         if recipe.hadamard:
             w = hadamard16(w)
-        agrid = amax_grid(w, recipe.tile)
-        profile, c1, c2, global_scale = nvfp4_global(agrid, recipe)
+        fused = recipe.tile == (1, 16) and w.shape[1] % 16 == 0  # block amaxes inside the cast kernel
+        agrid = np.empty((w.shape[0], w.shape[1] // 16), np.float32) if fused else amax_grid(w, recipe.tile)
+        data_amax = amax_flat(w) if fused and recipe.two_level and recipe.global_amax is None else None
+        profile, c1, c2, global_scale = nvfp4_global(agrid if data_amax is None else data_amax, recipe)
         smax, seps = (E4M3_MAX, -E4M3_MAX) if profile == k.TE else (E4M3_MAX, E4M3_EPS)
         element = k.EL_TE_FP4 if profile == k.TE else k.EL_TORCHAO_FP4
         pe = encoder_params(E4M3, "nearest_even", True)
@@ -146,6 +151,7 @@ def quantize_blockscaled(a: np.ndarray, fmt: Format, recipe: NVFP4 | DeepGEMM) -
         else:
             element, pq = k.EL_DEEPGEMM_FP4, encoder_params(E2M1, "nearest_even", True)
         scale_codes_kept = recipe.ue8m0
+        fused = False
         agrid = amax_grid(w, recipe.tile)
     m, n = w.shape
     grid = (-(-m // br), -(-n // bc))
@@ -154,7 +160,7 @@ def quantize_blockscaled(a: np.ndarray, fmt: Format, recipe: NVFP4 | DeepGEMM) -
     sgrid, qgrid = (np.empty(grid, dtype=np.float32) for _ in range(2))
     args = (profile, element, _f32(c1), _f32(c2), smax, seps, pe, _E4M3_TABLE(), pq, qdec)
     with threads_for(w.size):
-        if (br, bc) == (1, 16) and n % 16 == 0:
+        if isinstance(recipe, NVFP4) and fused:
             k.block_cast_1x16(w.reshape(-1), *args, codes.reshape(-1), agrid.reshape(-1), scodes.reshape(-1),
                               sgrid.reshape(-1), qgrid.reshape(-1))
         else:

@@ -147,7 +147,7 @@ def quantize_blockscaled(a: np.ndarray, fmt: Format, recipe: NVFP4 | DeepGEMM) -
         smax, seps = FLT_MAX, DEEPGEMM_AMAX_MIN
         pe = encoder_params(E4M3, "nearest_even", True)  # unused by the DeepGEMM rule
         if want == E4M3:
-            element, pq = k.EL_E4M3, encoder_params(E4M3, "nearest_even", False)  # torch: NaN from 480
+            element, pq = k.EL_E4M3, encoder_params(E4M3, "nearest_even", True)  # torch 2.13: saturating
         else:
             element, pq = k.EL_DEEPGEMM_FP4, encoder_params(E2M1, "nearest_even", True)
         scale_codes_kept = recipe.ue8m0

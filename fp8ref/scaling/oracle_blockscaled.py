@@ -138,5 +138,5 @@ def deepgemm_block(values: list[float], vec_max: float, ue8m0: bool, fp4: bool) 
         sf = ceil_to_ue8m0(sf)
     q = _div(1.0, sf)
     ys = [_mul(v, q) for v in values]
-    codes = [deepgemm_fp4_code(y) for y in ys] if fp4 else [e4m3(y, saturate=False) for y in ys]
+    codes = [deepgemm_fp4_code(y) for y in ys] if fp4 else [e4m3(y) for y in ys]  # torch 2.13 saturates
     return sf, codes

@@ -314,8 +314,8 @@ class DeepGEMM:
     ``per_block_cast_to_fp8``, ``per_token_cast_to_fp4``): per ``tile`` block
     ``sf = max(amax, 1e-4) / 448`` (``/ 6`` for E2M1) in float32, with ``ue8m0=True`` rounded up to a
     power of two (``ceil_to_ue8m0``: exponent field plus one when the mantissa is not zero, clamped to
-    [1, 254]); elements ``Q(x * float32(1 / sf))``: E4M3 without saturation (torch's cast: NaN from 480
-    up), E2M1 with DeepGEMM's own quantiser (ties toward zero, no negative zero). Partial edge blocks are
+    [1, 254]); elements ``Q(x * float32(1 / sf))``: E4M3 saturating (torch 2.13's cast, Inf included),
+    E2M1 with DeepGEMM's own quantiser (ties toward zero, no negative zero). Partial edge blocks are
     zero padding, as DeepGEMM pads."""
 
     tile: tuple[int, int] = (1, 128)

@@ -9,23 +9,25 @@ from typing import Any
 import numpy as np
 
 
-def _axis(a: np.ndarray, axis: Any) -> int:
+def _checked(a: Any, name: str, axis: Any) -> tuple[np.ndarray, int]:
+    """``a`` as a uint8 array of at least one dimension and ``axis`` as a non-negative axis of it;
+    ``ValueError`` naming ``name`` / ``axis`` otherwise."""
+    arr = np.asarray(a)
+    if arr.dtype != np.uint8:
+        raise ValueError(f"{name} must be a uint8 array of 4-bit codes, got dtype {arr.dtype}")
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have at least one dimension")
     if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
         raise ValueError(f"axis must be an integer, got {axis!r}")
-    if not -a.ndim <= axis < a.ndim:
-        raise ValueError(f"axis {axis} is out of range for an array of {a.ndim} dimensions")
-    return int(axis) % a.ndim
+    if not -arr.ndim <= axis < arr.ndim:
+        raise ValueError(f"axis {axis} is out of range for an array of {arr.ndim} dimensions")
+    return arr, int(axis) % arr.ndim
 
 
 def pack_fp4(codes: Any, axis: int = -1) -> np.ndarray:
     """Pack uint8 4-bit codes (values 0..15) two per byte along ``axis`` (its length must be even):
     ``packed[..., i] = codes[..., 2i] | codes[..., 2i + 1] << 4``."""
-    c = np.asarray(codes)
-    if c.dtype != np.uint8:
-        raise ValueError(f"codes must be a uint8 array of 4-bit codes, got dtype {c.dtype}")
-    if c.ndim == 0:
-        raise ValueError("codes must have at least one dimension")
-    ax = _axis(c, axis)
+    c, ax = _checked(codes, "codes", axis)
     if c.shape[ax] % 2:
         raise ValueError(f"axis {axis} of codes has odd length {c.shape[ax]}; FP4 packs pairs")
     if c.size and int(c.max()) > 15:
@@ -37,12 +39,7 @@ def pack_fp4(codes: Any, axis: int = -1) -> np.ndarray:
 def unpack_fp4(packed: Any, axis: int = -1) -> np.ndarray:
     """The inverse of :func:`pack_fp4`: ``codes[..., 2i] = packed[..., i] & 15``, ``codes[..., 2i + 1] =
     packed[..., i] >> 4``."""
-    p = np.asarray(packed)
-    if p.dtype != np.uint8:
-        raise ValueError(f"packed must be a uint8 array, got dtype {p.dtype}")
-    if p.ndim == 0:
-        raise ValueError("packed must have at least one dimension")
-    ax = _axis(p, axis)
+    p, ax = _checked(packed, "packed", axis)
     p = np.moveaxis(p, ax, -1)
     out = np.empty(p.shape[:-1] + (2 * p.shape[-1],), dtype=np.uint8)
     out[..., 0::2] = p & 15

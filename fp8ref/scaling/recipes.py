@@ -240,6 +240,17 @@ NVFP4_TILES = ((1, 16), (16, 16))
 NVFP4_ROUNDING = ("nearest_even", "stochastic")
 
 
+def _tile(value: Any, allowed: tuple[tuple[int, int], ...]) -> tuple[int, int]:
+    """``value`` as one of the ``allowed`` tile shapes; ``ValueError`` naming ``tile`` otherwise."""
+    try:
+        tile = (int(value[0]), int(value[1])) if len(value) == 2 else None
+    except (TypeError, ValueError):
+        tile = None
+    if tile not in allowed:
+        raise ValueError(f"tile must be one of {allowed}, got {value!r}")
+    return tile
+
+
 @dataclass(frozen=True)
 class NVFP4:
     """NVIDIA's NVFP4: E2M1 elements, one E4M3 block scale per ``tile`` and (``two_level``) one float32
@@ -272,12 +283,7 @@ class NVFP4:
     def __post_init__(self) -> None:
         if self.profile not in NVFP4_PROFILES:
             raise ValueError(f"profile must be one of {NVFP4_PROFILES}, got {self.profile!r}")
-        try:
-            tile = (int(self.tile[0]), int(self.tile[1])) if len(self.tile) == 2 else None
-        except (TypeError, ValueError):
-            tile = None
-        if tile not in NVFP4_TILES:
-            raise ValueError(f"tile must be one of {NVFP4_TILES}, got {self.tile!r}")
+        tile = _tile(self.tile, NVFP4_TILES)
         if self.profile == "torchao" and tile != (1, 16):
             raise ValueError(f"tile: torchao's nvfp4_quantize has 1x16 blocks only, got {self.tile!r}")
         object.__setattr__(self, "tile", tile)
@@ -323,12 +329,7 @@ class DeepGEMM:
     element: Any = E4M3
 
     def __post_init__(self) -> None:
-        try:
-            tile = (int(self.tile[0]), int(self.tile[1])) if len(self.tile) == 2 else None
-        except (TypeError, ValueError):
-            tile = None
-        if tile not in DEEPGEMM_TILES:
-            raise ValueError(f"tile must be one of {DEEPGEMM_TILES}, got {self.tile!r}")
+        tile = _tile(self.tile, DEEPGEMM_TILES)
         object.__setattr__(self, "tile", tile)
         if not isinstance(self.ue8m0, (bool, np.bool_)):
             raise ValueError(f"ue8m0 must be a bool, got {self.ue8m0!r}")

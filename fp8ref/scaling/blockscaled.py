@@ -79,16 +79,13 @@ def _check_shape(w: np.ndarray, tile: tuple[int, int], pad: bool) -> None:
 
 
 def grid_max(agrid: np.ndarray) -> np.float32:
-    """The largest of the block amaxes (NaN if one is NaN; 0 for none): the tensor's amax (a scalar
-    ``agrid`` is that amax itself)."""
-    if agrid.ndim == 0:
-        return np.float32(agrid)
+    """The largest of the block amaxes (NaN if one is NaN; 0 for none): the tensor's amax."""
     if agrid.size == 0:
         return np.float32(0)
     return np.array(agrid.view(np.int32).max(), dtype=np.int32).view(np.float32)[()]
 
 
-def nvfp4_global(agrid: Any, recipe: NVFP4) -> tuple[int, np.float32, np.float32, np.float32 | None]:
+def nvfp4_global(agrid: np.ndarray, recipe: NVFP4) -> tuple[int, np.float32, np.float32, np.float32 | None]:
     """(kernel profile, c1, c2, global decode scale) of an NVFP4 cast whose block amaxes are ``agrid``."""
     from fp8ref.scaling import blockscaled_kernels as k
 
@@ -117,7 +114,7 @@ def quantize_blockscaled(a: np.ndarray, fmt: Format, recipe: NVFP4 | DeepGEMM) -
     from fp8ref.cast.encode import encoder_params
     from fp8ref.cast.kernels import threads_for
     from fp8ref.scaling import blockscaled_kernels as k
-    from fp8ref.scaling.amax import amax_flat, amax_grid
+    from fp8ref.scaling.amax import amax_grid
 
     want = E2M1 if isinstance(recipe, NVFP4) else recipe.element
     if fmt != want:
@@ -134,10 +131,14 @@ def quantize_blockscaled(a: np.ndarray, fmt: Format, recipe: NVFP4 | DeepGEMM) -
     if isinstance(recipe, NVFP4):
         if recipe.hadamard:
             w = hadamard16(w)
-        fused = recipe.tile == (1, 16) and w.shape[1] % 16 == 0  # block amaxes inside the cast kernel
-        agrid = np.empty((w.shape[0], w.shape[1] // 16), np.float32) if fused else amax_grid(w, recipe.tile)
-        data_amax = amax_flat(w) if fused and recipe.two_level and recipe.global_amax is None else None
-        profile, c1, c2, global_scale = nvfp4_global(agrid if data_amax is None else data_amax, recipe)
+        fused = recipe.tile == (1, 16) and w.shape[1] % 16 == 0  # the flat 1x16 kernels
+        if fused:
+            agrid = np.empty((w.shape[0], w.shape[1] // 16), np.float32)
+            with threads_for(w.size):
+                k.block_amax_1x16(w.reshape(-1), agrid.reshape(-1))
+        else:
+            agrid = amax_grid(w, recipe.tile)
+        profile, c1, c2, global_scale = nvfp4_global(agrid, recipe)
         smax, seps = (E4M3_MAX, -E4M3_MAX) if profile == k.TE else (E4M3_MAX, E4M3_EPS)
         element = k.EL_TE_FP4 if profile == k.TE else k.EL_TORCHAO_FP4
         pe = encoder_params(E4M3, "nearest_even", True)

@@ -56,10 +56,38 @@ def deepgemm_fp4(y, pq, dec):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
+def _nvfp4_pre(amax, profile, c1, smax, seps):  # pragma: no cover - compiled
+    """The float32 value an NVFP4 block scale is cast from, clamped to ``[seps, smax]`` (NaN passes):
+    TE ``min(amax * c1, FLT_MAX)`` (``c1 = enc * fp32(1/6)``); torchao ``amax / 6``, two level
+    ``(amax / 6) / c1`` (``c1`` the per-tensor scale)."""
+    flt_max = np.float32(3.4028234663852886e38)
+    if profile == TE:
+        s = amax * c1
+        s = flt_max if s > flt_max else s
+    elif profile == TORCHAO_1:
+        s = amax / np.float32(6.0)
+    else:
+        s = (amax / np.float32(6.0)) / c1
+    s = seps if s < seps else s
+    return smax if s > smax else s
+
+
+@njit(cache=True, inline="always")
+def _nvfp4_post(sf, profile, c2):  # pragma: no cover - compiled
+    """The element multiplier from the decoded block scale ``sf``: TE ``min(1 / (sf * c2), FLT_MAX)``
+    (``c2`` the global decode scale); torchao ``1 / sf``, two level ``c2 / sf`` (``c2 = 1 / pts``)."""
+    flt_max = np.float32(3.4028234663852886e38)
+    if profile == TE:
+        q = np.float32(1.0) / (sf * c2)
+        return flt_max if q > flt_max else q
+    if profile == TORCHAO_1:
+        return np.float32(1.0) / sf
+    return c2 / sf
+
+
+@njit(cache=True, inline="always")
 def _block_scale(amax, profile, c1, c2, smax, seps, pe, sdec):  # pragma: no cover - compiled
     """(scale code, decoded block scale, element multiplier q) of one block from its float32 amax."""
-    flt_max = np.float32(3.4028234663852886e38)
-    one = np.float32(1.0)
     if profile == DEEPGEMM:  # sf = max(amax, 1e-4) / elem_max (c1 = elem_max, seps = 1e-4)
         a = seps if amax < seps else amax
         sf = a / c1
@@ -71,30 +99,10 @@ def _block_scale(amax, profile, c1, c2, smax, seps, pe, sdec):  # pragma: no cov
             e = min(max(e, np.int32(1)), np.int32(254))
             code = np.int64(e)
             sf = bits_to_f32(np.int32(e << np.int32(23)))
-        return code, sf, one / sf
-    if profile == TE:  # decode = E4M3(clamp(min(amax * c1, FLT_MAX), 448)); q = min(1 / (sf * c2), FLT_MAX)
-        s = amax * c1
-        if s > flt_max:
-            s = flt_max
-    elif profile == TORCHAO_1:
-        s = amax / np.float32(6.0)
-    else:  # TORCHAO_2: (amax / 6) / per_tensor_scale (c1)
-        s = (amax / np.float32(6.0)) / c1
-    if s < seps:
-        s = seps
-    if s > smax:
-        s = smax
-    code = np.int64(encode_rne_f32(s, pe))
+        return code, sf, np.float32(1.0) / sf
+    code = np.int64(encode_rne_f32(_nvfp4_pre(amax, profile, c1, smax, seps), pe))
     sf = sdec[code]
-    if profile == TE:
-        q = one / (sf * c2)
-        if q > flt_max:
-            q = flt_max
-    elif profile == TORCHAO_1:
-        q = one / sf
-    else:  # (1 / per_tensor_scale) (c2) / block scale
-        q = c2 / sf
-    return code, sf, q
+    return code, sf, _nvfp4_post(sf, profile, c2)
 
 
 @njit(cache=True, inline="always")
@@ -163,27 +171,41 @@ def block_cast(x, br, bc, profile, element, c1, c2, smax, seps, pe, sdec, pq, qd
 
 
 @njit(cache=True, parallel=True)
-def block_cast_1x16(x, profile, element, c1, c2, smax, seps, pe, sdec, pq, qdec,
-                    codes, agrid, scodes, sgrid, qgrid):  # pragma: no cover - compiled
-    """:func:`block_cast` for NVFP4's 1x16 tiles of a flat float32 ``x`` (rows a multiple of 16 long),
-    fused: per parallel chunk of 256 blocks (16 KiB, in cache), the blocks' amaxes (NaN propagating,
-    written to ``agrid``), then their scales, then their codes: three loops over the chunk, each without
-    per-block branches, instead of one loop whose body switches between them."""
+def block_amax_1x16(x, agrid):  # pragma: no cover - compiled
+    """The amax (NaN propagating, as the float32 bit pattern's integer max) of every 16-element block of the
+    flat float32 ``x``, into ``agrid``; 1024 blocks per parallel chunk."""
     nb = x.size // 16
-    chunk = 256
+    chunk = 1024
     bits = x.view(np.int32)
     for c in prange((nb + chunk - 1) // chunk):
-        b0 = c * chunk
-        b1 = min(nb, b0 + chunk)
-        for b in range(b0, b1):
+        for b in range(c * chunk, min(nb, (c + 1) * chunk)):
             lo = b * 16
             m = _max_bits(bits[lo:lo + 16], np.int32(0x7FFFFFFF), np.int32(0x7F800000), False, np.int32(0))
             agrid[b] = bits_to_f32(np.int32(m))
-        for b in range(b0, b1):
-            code, sf, q = _block_scale(agrid[b], profile, c1, c2, smax, seps, pe, sdec)
-            scodes[b] = code
-            sgrid[b] = sf
-            qgrid[b] = q
+
+
+@njit(cache=True, parallel=True)
+def block_cast_1x16(x, profile, element, c1, c2, smax, seps, pe, sdec, pq, qdec,
+                    codes, agrid, scodes, sgrid, qgrid):  # pragma: no cover - compiled
+    """:func:`block_cast` for NVFP4's 1x16 tiles of a flat float32 ``x`` (rows a multiple of 16 long)
+    from the block amaxes ``agrid`` (:func:`block_amax_1x16`): per parallel chunk of 1024 blocks, the
+    scales in four straight loops over the chunk (pre-cast value, E4M3 encode, decode, multiplier: each
+    vectorises), then the codes block by block."""
+    nb = x.size // 16
+    chunk = 1024
+    for c in prange((nb + chunk - 1) // chunk):
+        b0 = c * chunk
+        b1 = min(nb, b0 + chunk)
+        ag, sc, sg, qg = agrid[b0:b1], scodes[b0:b1], sgrid[b0:b1], qgrid[b0:b1]
+        pre = np.empty(b1 - b0, dtype=np.float32)
+        for j in range(ag.size):
+            pre[j] = _nvfp4_pre(ag[j], profile, c1, smax, seps)
+        for j in range(ag.size):
+            sc[j] = encode_rne_f32(pre[j], pe)
+        for j in range(ag.size):
+            sg[j] = sdec[sc[j]]
+        for j in range(ag.size):
+            qg[j] = _nvfp4_post(sg[j], profile, c2)
         for b in range(b0, b1):
             lo = b * 16
             _encode_block(x[lo:lo + 16], codes[lo:lo + 16], qgrid[b], element, pq, qdec)

@@ -149,6 +149,25 @@ def _encode_block(xs, os, q, element, pq, qdec):  # pragma: no cover - compiled
             os[j] = deepgemm_fp4(xs[j] * q, pq, qdec)
 
 
+@njit(cache=True, inline="always")
+def _encode_rows16(xs, os, qs, element, pq):  # pragma: no cover - compiled
+    """NVFP4 codes ``os[b, j]`` of ``xs[b, j] * qs[b]`` for a (blocks, 16) chunk: per block a constant
+    16-element loop (which LLVM vectorises without per-block slice set-up); a NaN multiplier propagates
+    into the whole block (as torch's CPU kernels give it)."""
+    for b in range(xs.shape[0]):
+        q = qs[b]
+        if q != q:
+            c = _te_fp4(q, pq) if element == EL_TE_FP4 else _torchao_fp4(q, pq)
+            for j in range(16):
+                os[b, j] = c
+        elif element == EL_TE_FP4:
+            for j in range(16):
+                os[b, j] = _te_fp4(xs[b, j] * q, pq)
+        else:
+            for j in range(16):
+                os[b, j] = _torchao_fp4(xs[b, j] * q, pq)
+
+
 @njit(cache=True, parallel=True)
 def block_cast(x, br, bc, profile, element, c1, c2, smax, seps, pe, sdec, pq, qdec,
                codes, agrid, scodes, sgrid, qgrid):  # pragma: no cover - compiled
@@ -190,7 +209,7 @@ def block_cast_1x16(x, profile, element, c1, c2, smax, seps, pe, sdec, pq, qdec,
     """:func:`block_cast` for NVFP4's 1x16 tiles of a flat float32 ``x`` (rows a multiple of 16 long)
     from the block amaxes ``agrid`` (:func:`block_amax_1x16`): per parallel chunk of 1024 blocks, the
     scales in four straight loops over the chunk (pre-cast value, E4M3 encode, decode, multiplier: each
-    vectorises), then the codes block by block."""
+    vectorises), then the codes of the chunk viewed as (blocks, 16) (:func:`_encode_rows16`)."""
     nb = x.size // 16
     chunk = 1024
     for c in prange((nb + chunk - 1) // chunk):
@@ -206,6 +225,5 @@ def block_cast_1x16(x, profile, element, c1, c2, smax, seps, pe, sdec, pq, qdec,
             sg[j] = sdec[sc[j]]
         for j in range(ag.size):
             qg[j] = _nvfp4_post(sg[j], profile, c2)
-        for b in range(b0, b1):
-            lo = b * 16
-            _encode_block(x[lo:lo + 16], codes[lo:lo + 16], qgrid[b], element, pq, qdec)
+        _encode_rows16(x[b0 * 16:b1 * 16].reshape((b1 - b0, 16)),
+                       codes[b0 * 16:b1 * 16].reshape((b1 - b0, 16)), qg, element, pq)

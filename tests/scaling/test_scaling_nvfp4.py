@@ -341,3 +341,17 @@ def test_partial_tiles_are_zero_padding():
     xp[:20, :40] = x
     codes, scodes, _ = oracle_te(xp, (16, 16))
     assert np.array_equal(st.codes, codes[:20, :40]) and np.array_equal(st.scale_codes, scodes)
+
+
+def test_other_input_dtypes_are_cast_to_float32_first():
+    import ml_dtypes
+
+    rng = np.random.default_rng(12)
+    x = wide(rng, 8, 32, -3, 3)
+    ref = quantize_scaled(x, E2M1, NVFP4())
+    x64 = x.astype(np.float64) * (1 + 2.0 ** -40)  # rounds back to x in float32
+    for xin, want in ((x64, x), (x.astype(np.float16), x.astype(np.float16).astype(np.float32)),
+                      (x.astype(ml_dtypes.bfloat16), x.astype(ml_dtypes.bfloat16).astype(np.float32))):
+        got = quantize_scaled(xin, E2M1, NVFP4())
+        exp = ref if want is x else quantize_scaled(want, E2M1, NVFP4())
+        assert np.array_equal(got.codes, exp.codes) and np.array_equal(got.scale_codes, exp.scale_codes)

@@ -34,9 +34,9 @@ __version__ = "0.1.0"
 
 # module -> the public names it defines (each imported on first attribute access)
 _LAZY_BY_MODULE: dict[str, tuple[str, ...]] = {
-    "fp8ref.cast": ("quantize", "dequantize", "as_ml_dtypes", "ROUNDING_MODES"),
+    "fp8ref.cast": ("quantize", "dequantize", "as_ml_dtypes", "ROUNDING_MODES", "pack_fp4", "unpack_fp4"),
     "fp8ref.scaling": ("amax", "scale_bias", "quantize_scaled", "ScaledTensor", "JustInTime", "Constant",
-                       "Delayed", "Current", "MX", "MSAMP", "DelayedState"),
+                       "Delayed", "Current", "MX", "MSAMP", "DelayedState", "NVFP4", "DeepGEMM"),
     "fp8ref.matmul": ("scaled_mm",),
 }
 # public name -> module that defines it
@@ -64,13 +64,15 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fp8ref.cast import ROUNDING_MODES, as_ml_dtypes, dequantize, quantize  # noqa: F401
+    from fp8ref.cast import ROUNDING_MODES, as_ml_dtypes, dequantize, pack_fp4, quantize, unpack_fp4  # noqa: F401
     from fp8ref.matmul import scaled_mm  # noqa: F401
     from fp8ref.scaling import (  # noqa: F401
         MSAMP,
         MX,
+        NVFP4,
         Constant,
         Current,
+        DeepGEMM,
         Delayed,
         DelayedState,
         JustInTime,

@@ -9,6 +9,10 @@
  * The "implementation under test" here is a small float32 -> E4M3/E5M2 round-to-nearest-even cast, so the
  * case must be a `quantize` case of format E4M3 or E5M2 with rounding "nearest_even" and a float32 input,
  * e.g. casts/E4M3/quantize-f32-nearest_even-sat (the default).
+ * Block-scaled cases (suites mx and nvfp4: ops mx_quantize, nvfp4_quantize) are read as a GEMM kernel reads
+ * them: the element codes (E2M1 packed two per byte, element 2i in the low nibble), the block scales (E8M0 or
+ * E4M3) in the plain and in the 128x4 swizzled layout, and the per-tensor scale; the program checks that the
+ * swizzled scales sit at cuBLAS's offsets and that codes x scale x global scale give `dequantized` bit for bit.
  *
  * Build and run:  cc -std=c99 -O2 -Wall -o golden_check golden_check.c && ./golden_check golden [CASE_ID]
  * Exit status: 0 every code matches, 1 mismatch or corrupt file, 2 usage / unsupported case.
@@ -17,6 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h> /* NAN, INFINITY */
+
+struct jval;
+static const uint8_t *tensor(const struct jval *hdr, const char *name, const char *dtype, size_t itemsize,
+                             const uint8_t *data, size_t data_len, size_t *count);
 
 /* ---------------------------------------------------------------- a minimal JSON parser ------------ */
 typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jtype;
@@ -211,6 +220,102 @@ static uint8_t cast_rne(uint32_t bits, const fp8fmt *f, int saturate) {
     return (uint8_t)code | sign;
 }
 
+/* ---------------------------------------------------------------- block-scaled tensors (mx, nvfp4) -- */
+/* 2^e as a double, exactly (|e| < 300), without libm */
+static double pow2i(int e) {
+    double r = 1.0, b = e < 0 ? 0.5 : 2.0;
+    for (int i = e < 0 ? -e : e; i > 0; i--) r *= b;
+    return r;
+}
+
+/* The value of a code of E2M1, E4M3, E5M2 (sign included) or E8M0 (2^(c-127), 0xFF NaN), as a double. */
+static double decode(uint8_t c, const char *fmt) {
+    if (!strcmp(fmt, "E8M0")) return c == 0xFF ? NAN : pow2i((int)c - 127);
+    double sign = (c & 0x80) || (!strcmp(fmt, "E2M1") && (c & 0x8)) ? -1.0 : 1.0;
+    if (!strcmp(fmt, "E2M1")) {
+        int e = (c >> 1) & 3, m = c & 1;
+        return sign * (e ? (2 + m) * pow2i(e - 2) : 0.5 * m);
+    }
+    if (!strcmp(fmt, "E4M3")) {
+        int e = (c >> 3) & 0xF, m = c & 7;
+        if ((c & 0x7F) == 0x7F) return NAN;
+        return sign * (e ? (8 + m) * pow2i(e - 10) : m * pow2i(-9));
+    }
+    int e = (c >> 2) & 0x1F, m = c & 3; /* E5M2 */
+    if (e == 31) return m ? NAN : sign * INFINITY;
+    return sign * (e ? (4 + m) * pow2i(e - 17) : m * pow2i(-16));
+}
+
+static int shape_of(const jval *hdr, const char *name, size_t dims[], size_t max) {
+    const jval *sh = jget(jget(hdr, name), "shape");
+    if (!sh || sh->t != J_ARR || sh->n > max) return -1;
+    for (size_t i = 0; i < sh->n; i++) dims[i] = (size_t)sh->kids[i].num;
+    return (int)sh->n;
+}
+
+static uint32_t f32_bits(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Check an mx_quantize / nvfp4_quantize case; returns the number of mismatches, or -1 for a bad file. */
+static long check_block_scaled(const char *id, const char *op, const jval *params, const jval *hdr,
+                               const uint8_t *data, size_t data_len) {
+    int nv = !strcmp(op, "nvfp4_quantize");
+    const char *efmt = nv ? "E2M1" : jstr(params, "format"), *sfmt = nv ? "E4M3" : "E8M0";
+    const char *sdt = nv ? "F8_E4M3" : "U8";
+    const jval *tile = jget(params, "tile"), *axis = jget(params, "axis");
+    size_t br = 1, bc = nv ? 16 : 32, dq[2], sc[2], ncodes, nscale, nsw, ndq, ng = 0;
+    if (!efmt || (nv && (!tile || tile->t != J_ARR || tile->n != 2)) || (!nv && (!axis || axis->t != J_NUM)))
+        return -1;
+    if (nv) { br = (size_t)tile->kids[0].num; bc = (size_t)tile->kids[1].num; }
+    else if (axis->num == 0) { br = 32; bc = 1; }
+    int packed = !strcmp(efmt, "E2M1"), along_rows = br > 1 && bc == 1;
+    if (shape_of(hdr, "dequantized", dq, 2) != 2 || shape_of(hdr, "scale_codes", sc, 2) != 2) return -1;
+    const char *cdt = packed ? "U8" : (!strcmp(efmt, "E4M3") ? "F8_E4M3" : "F8_E5M2");
+    const uint8_t *codes = tensor(hdr, packed ? "codes_packed" : "codes", cdt, 1, data, data_len, &ncodes);
+    const uint8_t *scale = tensor(hdr, "scale_codes", sdt, 1, data, data_len, &nscale);
+    const uint8_t *sw = tensor(hdr, "scale_codes_swizzled", sdt, 1, data, data_len, &nsw);
+    const uint8_t *deq = tensor(hdr, "dequantized", "F32", 4, data, data_len, &ndq);
+    const uint8_t *gs = jget(hdr, "global_scale") ? tensor(hdr, "global_scale", "F32", 4, data, data_len, &ng) : NULL;
+    size_t m = dq[0], n = dq[1];
+    if (!codes || !scale || !sw || !deq || ndq != m * n || ncodes != (packed ? m * n / 2 : m * n) ||
+        sc[0] != (m + br - 1) / br || sc[1] != (n + bc - 1) / bc || (jget(hdr, "global_scale") && ng != 1))
+        return -1;
+    long bad = 0;
+    /* 1. the 128x4 layout: the GEMM's scale grid has one row per matrix row (per column for axis 0) */
+    size_t gr = along_rows ? n : m, gc = along_rows ? sc[0] : sc[1];
+    size_t pr = (gr + 127) / 128 * 128, pc = (gc + 3) / 4 * 4;
+    if (nsw != pr * pc) return -1;
+    for (size_t r = 0; r < pr; r++)
+        for (size_t c = 0; c < pc; c++) {
+            size_t off = ((r / 128) * (pc / 4) + c / 4) * 512 + (r % 32) * 16 + ((r % 128) / 32) * 4 + c % 4;
+            uint8_t want = 0;
+            if (r < gr && c < gc) want = along_rows ? scale[c * sc[1] + r] : scale[(r / br) * sc[1] + c];
+            if (sw[off] != want && bad++ < 10) printf("MISMATCH %s: swizzled scale (%zu, %zu)\n", id, r, c);
+        }
+    /* 2. codes x block scale x global scale, in double, rounded once to float32 */
+    double g = 1.0;
+    if (gs) { uint32_t b = f32_bits(gs); float gf; memcpy(&gf, &b, 4); g = gf; }
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            uint8_t code;
+            if (!packed) code = codes[i * n + j];
+            else if (along_rows) code = (uint8_t)(codes[(i / 2) * n + j] >> (4 * (i & 1))) & 0xF;
+            else code = (uint8_t)(codes[i * (n / 2) + j / 2] >> (4 * (j & 1))) & 0xF;
+            double s = decode(scale[(i / br) * sc[1] + j / bc], sfmt);
+            float v = (float)(decode(code, efmt) * (s * g));
+            uint32_t got, want = f32_bits(deq + 4 * (i * n + j));
+            memcpy(&got, &v, 4);
+            float wf;
+            memcpy(&wf, &want, 4);
+            if (got != want && !(v != v && wf != wf) && bad++ < 10)
+                printf("MISMATCH %s[%zu,%zu]: code 0x%x expected %a got %a\n", id, i, j, code, wf, v);
+        }
+    printf("%s: %zu values and %zu swizzled scales checked (%s elements, %s scales%s, sha256 ok)\n", id,
+           m * n, nsw, efmt, sfmt, gs ? ", global scale" : "");
+    return bad;
+}
+
 /* ---------------------------------------------------------------- main ------------------------------ */
 static uint8_t *read_file(const char *path, size_t *len) {
     FILE *fp = fopen(path, "rb");
@@ -225,7 +330,7 @@ static uint8_t *read_file(const char *path, size_t *len) {
 }
 
 /* Locate tensor `name` in the parsed header; checks dtype and bounds. Returns the data pointer. */
-static const uint8_t *tensor(const jval *hdr, const char *name, const char *dtype, size_t itemsize,
+static const uint8_t *tensor(const struct jval *hdr, const char *name, const char *dtype, size_t itemsize,
                              const uint8_t *data, size_t data_len, size_t *count) {
     const jval *t = jget(hdr, name), *shape = jget(t, "shape"), *offs = jget(t, "data_offsets");
     const char *dt = jstr(t, "dtype");
@@ -266,9 +371,11 @@ int main(int argc, char **argv) {
     const fp8fmt *f = NULL;
     for (size_t i = 0; fmtname && i < sizeof FORMATS / sizeof *FORMATS; i++)
         if (!strcmp(FORMATS[i].name, fmtname)) f = &FORMATS[i];
-    if (!op || strcmp(op, "quantize") || !f || !rounding || strcmp(rounding, "nearest_even") || !dtype ||
-        strcmp(dtype, "float32") || !sat || sat->t != J_BOOL) {
-        fprintf(stderr, "case %s: this example checks only quantize, E4M3/E5M2, nearest_even, float32\n", want);
+    int block = op && (!strcmp(op, "mx_quantize") || !strcmp(op, "nvfp4_quantize"));
+    if (!block && (!op || strcmp(op, "quantize") || !f || !rounding || strcmp(rounding, "nearest_even") ||
+                   !dtype || strcmp(dtype, "float32") || !sat || sat->t != J_BOOL)) {
+        fprintf(stderr, "case %s: this example checks only quantize (E4M3/E5M2, nearest_even, float32), "
+                "mx_quantize and nvfp4_quantize cases\n", want);
         return 2;
     }
 
@@ -294,6 +401,12 @@ int main(int argc, char **argv) {
     if (!parse_value(&hs, &hdr, 0)) { fprintf(stderr, "%s: header is not JSON\n", file); return 1; }
     const uint8_t *data = buf + 8 + hlen;
     size_t data_len = len - 8 - (size_t)hlen, nx, nc;
+    if (block) {
+        long nbad = check_block_scaled(want, op, params, &hdr, data, data_len);
+        if (nbad < 0) { fprintf(stderr, "%s: block-scaled tensors missing or inconsistent\n", file); return 1; }
+        printf(nbad ? "FAIL\n" : "PASS\n");
+        return nbad ? 1 : 0;
+    }
     const char *code_dtype = !strcmp(f->name, "E4M3") ? "F8_E4M3" : "F8_E5M2";
     const uint8_t *x = tensor(&hdr, "x", "F32", 4, data, data_len, &nx);
     const uint8_t *codes = tensor(&hdr, "codes", code_dtype, 1, data, data_len, &nc);

@@ -9,5 +9,7 @@ from __future__ import annotations
 
 from fp8ref.cast.api import as_ml_dtypes, dequantize, quantize
 from fp8ref.cast.oracle import ROUNDING_MODES, STOCHASTIC_MODES
+from fp8ref.cast.packing import pack_fp4, unpack_fp4
 
-__all__ = ["quantize", "dequantize", "as_ml_dtypes", "ROUNDING_MODES", "STOCHASTIC_MODES"]
+__all__ = ["quantize", "dequantize", "as_ml_dtypes", "ROUNDING_MODES", "STOCHASTIC_MODES", "pack_fp4",
+           "unpack_fp4"]

@@ -19,7 +19,7 @@ __all__ = ["SUITES", "OPTIONAL_SUITES", "ALL_SUITES", "suite_module", "compute",
            "check_sizes"]
 
 #: suite names in generation order: the default set (golden/)
-SUITES: tuple[str, ...] = ("casts", "scaling", "matmul", "trainer", "tensorcore")
+SUITES: tuple[str, ...] = ("casts", "scaling", "matmul", "trainer", "tensorcore", "mx", "nvfp4")
 #: suites generated only when asked for (``--suite``): their inputs need an optional package
 OPTIONAL_SUITES: tuple[str, ...] = ("minilm",)
 ALL_SUITES: tuple[str, ...] = SUITES + OPTIONAL_SUITES

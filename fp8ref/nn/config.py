@@ -21,7 +21,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 DEFAULT_COMPARE: tuple[str, ...] = ("fp32", "fp8-amax", "fp8-cscale")
-_SPEC = re.compile(r"^(fp32|fp8-amax|fp8-cscale|fp8-delayed|fp8-current)(?::(-?\d+))?$")
+_SPEC = re.compile(r"^(fp32|fp8-amax|fp8-cscale|fp8-delayed|fp8-current|mxfp8|nvfp4)(?::(-?\d+))?$")
 
 
 # the model's shape and the schedule's lengths: int fields, each >= 1
@@ -129,7 +129,7 @@ class TrainConfig:
                     f"got {self.loss_scale!r}"
                 ) from None
         self.model_config(1)  # the model's own rules (n_embd divisible by n_head, ...)
-        check_accumulate(self.accumulate, self.formats)
+        check_accumulate(self.accumulate, self.formats, self.recipe)
         if self.recipe != "fp32":
             self.fp8_recipe()  # validates bias, formats
 

@@ -40,9 +40,11 @@ from typing import Any
 
 import numpy as np
 
-from fp8ref.formats import BF16, E4M3, E4M3FNUZ, E5M2, E5M2FNUZ, FP16, Format, exmy
+from fp8ref.formats import BF16, E2M1, E4M3, E4M3FNUZ, E5M2, E5M2FNUZ, FP16, Format, exmy
 
-RECIPES: tuple[str, ...] = ("fp32", "fp8-amax", "fp8-cscale", "fp8-delayed", "fp8-current")
+RECIPES: tuple[str, ...] = ("fp32", "fp8-amax", "fp8-cscale", "fp8-delayed", "fp8-current", "mxfp8", "nvfp4")
+# the block-scaled recipes (fp8ref.nn.blockscaled) and their GEMM operand formats
+BLOCK_OPERANDS: dict[str, Format] = {"mxfp8": E4M3, "nvfp4": E2M1}
 FORMAT_FAMILIES: dict[str, tuple[Format, Format]] = {"ocp": (E4M3, E5M2), "fnuz": (E4M3FNUZ, E5M2FNUZ)}
 ROLES: tuple[str, ...] = ("w", "x", "g")
 
@@ -77,10 +79,11 @@ def true_domain_accumulator(name: str, shift: int) -> Any:
     return Sequential(acc_format=acc, name=f"{name} (true magnitudes, operand biases {shift})")
 
 
-def check_accumulate(accumulate: Any, formats: str) -> None:
+def check_accumulate(accumulate: Any, formats: str, recipe: str | None = None) -> None:
     """Refuse (``ValueError`` naming it) an ``accumulate=`` that the three GEMMs of an FP8 linear layer with
     the format family ``formats`` cannot run: not ``None`` or the exact name of an ``fp8ref.accum`` preset,
-    or a model that cannot take the operand pairs E4M3 x E4M3, E5M2 x E4M3 and E4M3 x E5M2 of the family."""
+    or a model that cannot take the operand pairs E4M3 x E4M3, E5M2 x E4M3 and E4M3 x E5M2 of the family
+    (for the block-scaled ``recipe`` s ``mxfp8`` / ``nvfp4``: E4M3 x E4M3 / E2M1 x E2M1)."""
     if accumulate is None:
         return
     from fp8ref import accum
@@ -94,6 +97,8 @@ def check_accumulate(accumulate: Any, formats: str) -> None:
     if accumulate not in accum.PRESETS:
         raise ValueError(f"accumulate: write {accumulate.strip().lower()!r}, not {accumulate!r}")
     fwd, grad = FORMAT_FAMILIES[formats]
+    if recipe in BLOCK_OPERANDS:
+        fwd = grad = BLOCK_OPERANDS[recipe]
     for a, b in ((fwd, fwd), (grad, fwd), (fwd, grad)):
         try:
             model.for_inputs(a, b)
@@ -203,7 +208,7 @@ class FP8Recipe:
             raise ValueError(f"bias must be an integer in {list(self.bounds)}, got {self.bias!r}")
         if self.history < 1:
             raise ValueError(f"history must be >= 1, got {self.history}")
-        if self.accumulate in TRUE_DOMAIN and self.name in ("fp8-delayed", "fp8-current"):
+        if self.accumulate in TRUE_DOMAIN and self.name in ("fp8-delayed", "fp8-current", *BLOCK_OPERANDS):
             raise ValueError(
                 f"accumulate={self.accumulate!r} accumulates true magnitudes, which needs power-of-two "
                 f"scales: use it with fp8-amax or fp8-cscale, not {self.name}"

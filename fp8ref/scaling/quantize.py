@@ -13,9 +13,11 @@ from fp8ref.scaling.amax import amax_flat, amax_grid
 from fp8ref.scaling.mx import e8m0_to_f32, mx_scale_codes
 from fp8ref.scaling.recipes import (
     MSAMP,
+    NVFP4,
     RECIPES,
     Constant,
     Current,
+    DeepGEMM,
     Delayed,
     DelayedState,
     JustInTime,
@@ -135,6 +137,13 @@ def quantize_scaled(x: Any, fmt: Any, recipe: Any, *, rounding: str = "nearest_e
     if state is not None and not isinstance(recipe, (Delayed, MSAMP)):
         raise ValueError(f"state is only used by the Delayed and MSAMP recipes, not {type(recipe).__name__}")
     a = as_float_array(x)
+    if isinstance(recipe, (NVFP4, DeepGEMM)):
+        from fp8ref.scaling.blockscaled import quantize_blockscaled
+
+        if rounding != "nearest_even":
+            raise ValueError(f"rounding: {type(recipe).__name__} takes its rounding from the recipe "
+                             f"(NVFP4(rounding=...)), got rounding={rounding!r}")
+        return quantize_blockscaled(a, fmt, recipe)
     w = widen(a)
     gname, block = _layout(w, recipe)
     cast_kw = {"srbits": srbits, "srnumbits": srnumbits, "seed": seed}

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from fp8ref.formats import E2M1, E4M3
+from fp8ref.formats import format as _format
 from fp8ref.scaling._inputs import check_int
 from fp8ref.scaling.bias import BIAS_LIMIT, check_bounds
 
@@ -233,5 +235,119 @@ class MX:
         return "mx"
 
 
-Recipe = JustInTime | Constant | Delayed | Current | MSAMP | MX
-RECIPES = (JustInTime, Constant, Delayed, Current, MSAMP, MX)
+NVFP4_PROFILES = ("te", "torchao")
+NVFP4_TILES = ((1, 16), (16, 16))
+NVFP4_ROUNDING = ("nearest_even", "stochastic")
+
+
+def _tile(value: Any, allowed: tuple[tuple[int, int], ...]) -> tuple[int, int]:
+    """``value`` as one of the ``allowed`` tile shapes; ``ValueError`` naming ``tile`` otherwise."""
+    try:
+        tile = (int(value[0]), int(value[1])) if len(value) == 2 else None
+    except (TypeError, ValueError):
+        tile = None
+    if tile not in allowed:
+        raise ValueError(f"tile must be one of {allowed}, got {value!r}")
+    return tile
+
+
+@dataclass(frozen=True)
+class NVFP4:
+    """NVIDIA's NVFP4: E2M1 elements, one E4M3 block scale per ``tile`` and (``two_level``) one float32
+    per-tensor scale. The rules of each ``profile`` are normative in docs/scaling.md section 7:
+
+    - ``"te"``: TransformerEngine's ``NVFP4QuantizerRef._quantize_blockwise_reference``
+      (``custom_recipes/reference_nvfp4.py``): global encode ``min(448 * 6 / amax, FLT_MAX)`` (1 where that
+      is 0), block scale ``E4M3(clamp(vec_max * (global_encode * fp32(1 / 6)), 448))``, element multiplier
+      ``min(1 / (block_scale * global_decode), FLT_MAX)``, values clamped to +-6, E2M1 nearest-even.
+    - ``"torchao"``: torchao's ``nvfp4_quantize``: block scale ``E4M3(clamp(vec_max / 6 / pts, E4M3 eps,
+      448))`` with ``pts = amax / (448 * 6)`` (two level) or 1 (single level), element multiplier
+      ``(1 / pts) / block_scale``.
+
+    ``tile`` is ``(1, 16)`` (activations, gradients) or ``(16, 16)`` (weights; torchao has only 1x16);
+    ``global_amax`` replaces the tensor's own amax in the per-tensor scale (calibrated amax); ``hadamard``
+    applies TE's random Hadamard transform to 16-element groups of the last axis first; ``rounding`` is
+    ``"nearest_even"`` or ``"stochastic"`` (the counter-based bits of ``fp8ref.quantize``, keyed by
+    ``seed``); ``pad=True`` allows dimensions the tile does not divide (partial edge tiles, as zero
+    padding)."""
+
+    profile: str = "te"
+    tile: tuple[int, int] = (1, 16)
+    two_level: bool = True
+    global_amax: float | None = None
+    hadamard: bool = False
+    rounding: str = "nearest_even"
+    seed: int | None = None
+    pad: bool = False
+
+    def __post_init__(self) -> None:
+        if self.profile not in NVFP4_PROFILES:
+            raise ValueError(f"profile must be one of {NVFP4_PROFILES}, got {self.profile!r}")
+        tile = _tile(self.tile, NVFP4_TILES)
+        if self.profile == "torchao" and tile != (1, 16):
+            raise ValueError(f"tile: torchao's nvfp4_quantize has 1x16 blocks only, got {self.tile!r}")
+        object.__setattr__(self, "tile", tile)
+        for name in ("two_level", "hadamard", "pad"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.global_amax is not None:
+            g = self.global_amax
+            if isinstance(g, (str, bytes, bool, np.bool_)) or np.ndim(g) != 0:
+                raise ValueError(f"global_amax must be a non-negative float or None, got {g!r}")
+            gv = float(g)
+            if not gv >= 0:  # NaN fails too
+                raise ValueError(f"global_amax must be a non-negative float (not NaN) or None, got {g!r}")
+            if not self.two_level:
+                raise ValueError("global_amax sets the per-tensor scale of two-level scaling; "
+                                 "it needs two_level=True")
+            object.__setattr__(self, "global_amax", gv)
+        if self.rounding not in NVFP4_ROUNDING:
+            raise ValueError(f"rounding must be one of {NVFP4_ROUNDING}, got {self.rounding!r}")
+        if self.seed is not None:
+            check_int(self.seed, "seed", 0)
+
+    @property
+    def granularity(self) -> tuple[int, int]:
+        return self.tile
+
+
+DEEPGEMM_TILES = ((1, 128), (128, 128))
+
+
+@dataclass(frozen=True)
+class DeepGEMM:
+    """DeepGEMM's block casts (``deep_gemm/utils/math.py``: ``per_token_cast_to_fp8``,
+    ``per_block_cast_to_fp8``, ``per_token_cast_to_fp4``): per ``tile`` block
+    ``sf = max(amax, 1e-4) / 448`` (``/ 6`` for E2M1) in float32, with ``ue8m0=True`` rounded up to a
+    power of two (``ceil_to_ue8m0``: exponent field plus one when the mantissa is not zero, clamped to
+    [1, 254]); elements ``Q(x * float32(1 / sf))``: E4M3 saturating (torch 2.13's cast, Inf included),
+    E2M1 with DeepGEMM's own quantiser (ties toward zero, no negative zero). Partial edge blocks are
+    zero padding, as DeepGEMM pads."""
+
+    tile: tuple[int, int] = (1, 128)
+    ue8m0: bool = False
+    element: Any = E4M3
+
+    def __post_init__(self) -> None:
+        tile = _tile(self.tile, DEEPGEMM_TILES)
+        object.__setattr__(self, "tile", tile)
+        if not isinstance(self.ue8m0, (bool, np.bool_)):
+            raise ValueError(f"ue8m0 must be a bool, got {self.ue8m0!r}")
+        try:
+            el = _format(self.element)
+        except (TypeError, ValueError):
+            el = None
+        if el not in (E4M3, E2M1):
+            raise ValueError(f"element must be E4M3 or E2M1 (DeepGEMM's FP8 and FP4 casts), "
+                             f"got {self.element!r}")
+        if el == E2M1 and tile != (1, 128):
+            raise ValueError(f"tile: DeepGEMM's FP4 cast is per token (1, 128), got {self.tile!r}")
+        object.__setattr__(self, "element", el)
+
+    @property
+    def granularity(self) -> tuple[int, int]:
+        return self.tile
+
+
+Recipe = JustInTime | Constant | Delayed | Current | MSAMP | MX | NVFP4 | DeepGEMM
+RECIPES = (JustInTime, Constant, Delayed, Current, MSAMP, MX, NVFP4, DeepGEMM)

@@ -110,7 +110,9 @@ def test_every_backend_op_has_a_parameter_spec_and_the_committed_set_passes_it()
         pytest.skip("no committed golden set in this checkout")
     manifest = load(GOLDEN)
     entries, not_run = plan(manifest, list(SUITES))
-    assert len(entries) + sum(not_run.values()) == len(manifest["cases"]) and not_run == {"scale_bias": 16}
+    # recipe arithmetic without a backend operation, checked by fp8ref golden verify
+    no_backend = {"scale_bias": 16, "mx_quantize": 24, "nvfp4_quantize": 10}
+    assert len(entries) + sum(not_run.values()) == len(manifest["cases"]) and not_run == no_backend
 
 
 @pytest.mark.parametrize("trainer", [False, True])

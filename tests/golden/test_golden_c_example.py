@@ -60,3 +60,47 @@ def test_c_reader_detects_corruption(prog: Path, cset: Path, tmp_path: Path) -> 
 def test_c_reader_refuses_other_ops(prog: Path, cset: Path) -> None:
     r = subprocess.run([str(prog), str(cset), "casts/E4M3/dequantize-f32"], capture_output=True, text=True)
     assert r.returncode == 2 and "checks only" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def bset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bset") / "set"
+    generate(root, ["mx", "nvfp4"])
+    return root
+
+
+def _block_ids(root: Path) -> list[str]:
+    return [e["id"] for e in json.loads((root / "manifest.json").read_text())["cases"]]
+
+
+def test_c_reader_checks_every_block_scaled_case(prog: Path, bset: Path) -> None:
+    """Packed E2M1 codes, E8M0 / E4M3 scales in both layouts and the global scale, read in C: the
+    swizzled scales sit at cuBLAS's offsets and codes x scale x global scale give ``dequantized``."""
+    ids = _block_ids(bset)
+    assert any(i.startswith("mx/") for i in ids) and any(i.startswith("nvfp4/") for i in ids)
+    for case in ids:
+        r = subprocess.run([str(prog), str(bset), case], capture_output=True, text=True)
+        assert r.returncode == 0 and "PASS" in r.stdout, case + r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("tensor_name", ["scale_codes_swizzled", "codes_packed"])
+def test_c_reader_detects_a_wrong_block_scaled_tensor(prog: Path, bset: Path, tmp_path: Path,
+                                                      tensor_name: str) -> None:
+    from fp8ref.golden import manifest as mf
+
+    case = "nvfp4/te-1x16"
+    root = tmp_path / "bad"
+    shutil.copytree(bset, root)
+    man = json.loads((root / "manifest.json").read_text())
+    entry = next(e for e in man["cases"] if e["id"] == case)
+    p = root / entry["file"]
+    data = bytearray(p.read_bytes())
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    lo = 8 + n + header[tensor_name]["data_offsets"][0]
+    data[lo + (1 if tensor_name == "scale_codes_swizzled" else 40)] ^= 0x11  # row 0's scale / row 1's codes
+    p.write_bytes(bytes(data))
+    entry["sha256"] = mf.sha256_hex(bytes(data))
+    (root / "manifest.json").write_text(json.dumps(man))
+    r = subprocess.run([str(prog), str(root), case], capture_output=True, text=True)
+    assert r.returncode == 1 and "MISMATCH" in r.stdout, r.stdout + r.stderr

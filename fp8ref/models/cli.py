@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
         "--recipe",
         default="fp8-amax",
         help="comma-separated recipes as the trainer names them: fp8-amax (default), fp8-cscale:N, "
-        "fp8-current, fp8-delayed, fp32, ...",
+        "fp8-current, fp8-delayed, mxfp8, nvfp4, fp32, ...",
     )
     p.add_argument(
         "--accumulate",

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from fp8ref.nn.blockscaled import linear_for
 from fp8ref.nn.config import parse_recipe
-from fp8ref.nn.fp8 import FORMAT_FAMILIES, FP8Linear, FP8Recipe
+from fp8ref.nn.fp8 import FORMAT_FAMILIES, FP8Recipe
 from fp8ref.nn.fp8 import check_accumulate as fp8_check_accumulate
 
 
@@ -61,10 +62,12 @@ def label(recipe: FP8Recipe | None) -> str:
 
 
 def executors(cfg: Any, recipe: FP8Recipe | None, ops: Any = None) -> dict[str, Any]:
-    """One fresh :class:`FP8Linear` per linear layer of ``cfg.linear_layers()`` (empty for float32)."""
+    """One fresh FP8 linear layer per linear layer of ``cfg.linear_layers()`` (empty for float32): an
+    :class:`FP8Linear`, or for the block-scaled recipes (``mxfp8``, ``nvfp4``) the trainer's
+    ``BlockScaledLinear``, applied to every linear layer (inference keeps no layer in higher precision)."""
     if recipe is None:
         return {}
-    return {name: FP8Linear(name, recipe, ops) for name, _ in cfg.linear_layers()}
+    return {name: linear_for(name, recipe, ops) for name, _ in cfg.linear_layers()}
 
 
 __all__ = ["resolve", "check_accumulate", "label", "executors"]

@@ -134,3 +134,12 @@ class BlockScaledLinear(FP8Linear):
         dw = self._gemm(x_t, g_wgrad)
         db = dy.sum(axis=0) if has_bias else None
         return dx, dw, db
+
+
+def linear_for(name: str, recipe: Any, ops: Any = None) -> FP8Linear:
+    """The FP8 linear layer of ``recipe``: a :class:`BlockScaledLinear` for the block-scaled recipes
+    (:data:`BLOCK_RECIPES`), else an :class:`FP8Linear` (the trainer and ``fp8ref embed`` build theirs
+    here)."""
+    cls = BlockScaledLinear if recipe.name in BLOCK_RECIPES else FP8Linear
+    return cls(name, recipe, ops)
+

@@ -81,14 +81,13 @@ def build_model(cfg: TrainConfig, vocab_size: int, ops: Any = None) -> tuple[Mod
     gcfg = cfg.model_config(vocab_size)
     fp8: dict[str, FP8Linear] = {}
     if cfg.recipe != "fp32":
-        from fp8ref.nn.blockscaled import BLOCK_RECIPES, BlockScaledLinear, nvfp4_high_precision_layers
+        from fp8ref.nn.blockscaled import linear_for, nvfp4_high_precision_layers
 
         recipe = cfg.fp8_recipe()
-        cls = BlockScaledLinear if cfg.recipe in BLOCK_RECIPES else FP8Linear
         keep = nvfp4_high_precision_layers(gcfg.n_layer) if cfg.recipe == "nvfp4" else set()
         for name, kind in gcfg.linear_layers():
             if kind in cfg.fp8_layers and not any(name.startswith(f"h.{i}.") for i in keep):
-                fp8[name] = cls(name, recipe, ops)
+                fp8[name] = linear_for(name, recipe, ops)
     return Model(gcfg, linears=fp8), fp8
 
 

@@ -7,21 +7,11 @@ from typing import Any
 import numpy as np
 
 from fp8ref.formats import Format
+from fp8ref.scaling import recipes as rc
 from fp8ref.scaling import rules
 from fp8ref.scaling._inputs import as_float_array, element_format, input_type_max, widen
 from fp8ref.scaling.amax import amax_flat, amax_grid
 from fp8ref.scaling.mx import e8m0_to_f32, mx_scale_codes
-from fp8ref.scaling.recipes import (
-    MSAMP,
-    NVFP4,
-    RECIPES,
-    Constant,
-    Current,
-    DeepGEMM,
-    Delayed,
-    DelayedState,
-    JustInTime,
-)
 from fp8ref.scaling.tensor import ScaledTensor
 
 _STOCHASTIC = ("stochastic", "stochastic_fast", "stochastic_fastest")
@@ -132,12 +122,13 @@ def quantize_scaled(x: Any, fmt: Any, recipe: Any, *, rounding: str = "nearest_e
         raise ValueError(f"rounding must be one of {_ROUNDING_MODES}, got {rounding!r}")
     if not isinstance(saturate, (bool, np.bool_)):
         raise TypeError(f"saturate must be a bool, got {type(saturate).__name__}")
-    if not isinstance(recipe, RECIPES):
-        raise TypeError(f"recipe must be one of {[r.__name__ for r in RECIPES]}, got {type(recipe).__name__}")
-    if state is not None and not isinstance(recipe, (Delayed, MSAMP)):
+    if not isinstance(recipe, rc.RECIPES):
+        raise TypeError(f"recipe must be one of {[r.__name__ for r in rc.RECIPES]}, "
+                        f"got {type(recipe).__name__}")
+    if state is not None and not isinstance(recipe, (rc.Delayed, rc.MSAMP)):
         raise ValueError(f"state is only used by the Delayed and MSAMP recipes, not {type(recipe).__name__}")
     a = as_float_array(x)
-    if isinstance(recipe, (NVFP4, DeepGEMM)):
+    if isinstance(recipe, (rc.NVFP4, rc.DeepGEMM)):
         from fp8ref.scaling.blockscaled import quantize_blockscaled
 
         if rounding != "nearest_even":
@@ -152,9 +143,9 @@ def quantize_scaled(x: Any, fmt: Any, recipe: Any, *, rounding: str = "nearest_e
     new_state = None
 
     fused = _fusable(w, fmt, rounding)
-    if isinstance(recipe, Constant):
+    if isinstance(recipe, rc.Constant):
         q, s, bias = rules.constant(recipe.bias)
-    elif isinstance(recipe, Delayed):
+    elif isinstance(recipe, rc.Delayed):
         st_in = _delayed_state(recipe, state)
         q, s, bias = rules.delayed_scales(st_in)
         if fused:  # one pass: cast with the previous scale and take the amax on the way
@@ -165,11 +156,11 @@ def quantize_scaled(x: Any, fmt: Any, recipe: Any, *, rounding: str = "nearest_e
         new_state = rules.delayed_update(recipe, st_in, amax_g[()], fmt)
     else:
         amax_g = np.asarray(amax_flat(w)) if gname == "tensor" else amax_grid(w, block)
-        if isinstance(recipe, JustInTime):
+        if isinstance(recipe, rc.JustInTime):
             q, s, bias = rules.just_in_time(amax_g, fmt, recipe)
-        elif isinstance(recipe, Current):
+        elif isinstance(recipe, rc.Current):
             q, s, bias = rules.current(amax_g, fmt, recipe, input_type_max(a.dtype))
-        elif isinstance(recipe, MSAMP):
+        elif isinstance(recipe, rc.MSAMP):
             prev = _msamp_state(state)
             (q, s, bias), new_state = rules.msamp(amax_g[()], fmt, recipe, prev)
         else:  # MX
@@ -179,7 +170,7 @@ def quantize_scaled(x: Any, fmt: Any, recipe: Any, *, rounding: str = "nearest_e
             bias = np.where(scale_codes == 255, 0, 127 - scale_codes.astype(np.int32)).astype(np.int32)
 
     q = np.asarray(q, dtype=np.float32)
-    if not isinstance(recipe, Delayed) or not fused:
+    if not isinstance(recipe, rc.Delayed) or not fused:
         if fused:
             codes, _ = _cast_fused(w, q, block, fmt, rounding, saturate)
         else:
@@ -189,10 +180,10 @@ def quantize_scaled(x: Any, fmt: Any, recipe: Any, *, rounding: str = "nearest_e
                         quant_scale=np.asarray(q, dtype=np.float32), amax=amax_g, state=new_state)
 
 
-def _delayed_state(recipe: Delayed, state: Any) -> DelayedState:
+def _delayed_state(recipe: rc.Delayed, state: Any) -> rc.DelayedState:
     if state is None:
         return recipe.initial_state()
-    if not isinstance(state, DelayedState):
+    if not isinstance(state, rc.DelayedState):
         raise ValueError(f"state must be a DelayedState for the Delayed recipe, got {type(state).__name__}")
     if state.amax_history.size != recipe.history_len:
         raise ValueError(f"state.amax_history has {state.amax_history.size} entries but history_len is "

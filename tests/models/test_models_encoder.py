@@ -159,6 +159,11 @@ def test_executors_are_the_trainers_fp8_layer(tiny_model: Any) -> None:
     assert set(lins) == {n for n, _ in tiny_model.config.linear_layers()}
     assert all(type(v) is FP8Linear for v in lins.values())
     assert recipes.executors(tiny_model.config, None) == {}
+    from fp8ref.nn.blockscaled import BlockScaledLinear
+
+    for name in ("mxfp8", "nvfp4"):  # the block-scaled recipes run the trainer's block-scaled layer
+        lins = recipes.executors(tiny_model.config, recipes.resolve(name))
+        assert all(type(v) is BlockScaledLinear for v in lins.values()), name
 
 
 def test_tokenize_refuses_empty_sentences_and_cuts_long_ones(tiny_model: Any) -> None:

@@ -120,7 +120,7 @@ class Mfma(_OwnFormats):
         return FP32
 
     def describe(self) -> str:
-        ins = self.in_format.name + (f"x{self.format_b.name}" if self.in_format_b is not None else "")
+        ins = self.inputs_label()
         extra = "".join(f", {k}" for k in ("flush", "truncate", "split") if getattr(self, k))
         s = f"Mfma(rule={self.rule}, group={self.group}, frac_bits={self.frac_bits}{extra}, in={ins})"
         return self._named(s)

@@ -87,7 +87,7 @@ class BlockScaled(_OwnFormats):
         return FP32
 
     def describe(self) -> str:
-        ins = self.in_format.name + (f"x{self.format_b.name}" if self.in_format_b is not None else "")
+        ins = self.inputs_label()
         how = "groups of 16 summed exactly" if self.group else "scale exponents added to each product's"
         s = (f"BlockScaled(kind::{self.kind}, k={self.k}, block={self.block_size}, "
              f"scale={self.scale_format.name}, frac_bits={self.frac_bits}, {how}, RZ, in={ins}, out=FP32)")

@@ -199,6 +199,10 @@ class _OwnFormats(_Model):
     def format_b(self) -> Format:
         return self.in_format if self.in_format_b is None else self.in_format_b
 
+    def inputs_label(self) -> str:
+        """The operand formats for ``describe``: ``E4M3``, or ``E4M3xE5M2`` for a mixed pair."""
+        return self.in_format.name + (f"x{self.format_b.name}" if self.in_format_b is not None else "")
+
     def for_inputs(self, a_format: Format | str, b_format: Format | str | None = None) -> Any:
         """The same model for operands of ``a_format`` x ``b_format`` (default: ``a_format`` for both)."""
         fa = _fmt(a_format, "a_format")
@@ -288,7 +292,7 @@ class BlockFMA(_OwnFormats):
 
     # ---- description ---------------------------------------------------------------------------
     def describe(self) -> str:
-        ins = self.in_format.name + (f"x{self.format_b.name}" if self.in_format_b is not None else "")
+        ins = self.inputs_label()
         floor = "none" if self.e_floor is None else str(self.e_floor)
         cm = "" if self.c_mode == "aligned" else f", c_mode={self.c_mode}"
         if self.k_order is not None:

@@ -32,12 +32,21 @@ from typing import Any
 from fp8ref.accum.amd import Mfma
 from fp8ref.accum.blockscaled import BlockScaled
 from fp8ref.accum.models import BlockFMA, Exact, Model, Promoted, Sequential
-from fp8ref.accum.presets import GPUS, IN_FORMATS, PRESETS, block_scaled, get, instructions, tensor_core
+from fp8ref.accum.presets import (
+    GPUS,
+    IN_FORMATS,
+    PRESETS,
+    block_scaled,
+    get,
+    instructions,
+    tensor_core,
+    tensor_core_pair,
+)
 from fp8ref.accum.rows import INSTRUCTIONS
 
 __all__ = ["BlockFMA", "Mfma", "Promoted", "Sequential", "Exact", "BlockScaled", "Model", "tensor_core",
-           "get", "PRESETS", "GPUS", "IN_FORMATS", "INSTRUCTIONS", "instructions", "block_scaled", "infer",
-           "Inference", "resolve"]
+           "tensor_core_pair", "get", "PRESETS", "GPUS", "IN_FORMATS", "INSTRUCTIONS", "instructions",
+           "block_scaled", "infer", "Inference", "resolve"]
 
 
 def resolve(model: Any) -> Model:

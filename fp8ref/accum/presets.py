@@ -190,6 +190,17 @@ def tensor_core(gpu: str, in_format: Format | str, out_format: Format | str = "f
                     confirmed=row.confirmed, source=row.source)
 
 
+
+def tensor_core_pair(gpu: str, in_format: Format | str, in_format_b: Format | str,
+                     out_format: Format | str = "fp32", *, instruction: str | None = None,
+                     block_size: int | None = None, scale_format: Format | str | None = None) -> Any:
+    """:func:`tensor_core` for operands of ``in_format`` x ``in_format_b`` (``.for_inputs`` where the two
+    differ; equal names keep the model as it is, so AMD's ``"xf32"``, an instruction's input and not a
+    ``Format``, works). The golden suite ``tensorcore`` and the reference backend build their models here."""
+    m = tensor_core(gpu, in_format, out_format, instruction=instruction, block_size=block_size,
+                    scale_format=scale_format)
+    return m if in_format_b == in_format else m.for_inputs(in_format, in_format_b)
+
 def _presets() -> dict[str, object]:
     h100 = tensor_core("H100", E4M3)
     h200 = tensor_core("H200", E4M3)

@@ -71,10 +71,8 @@ class ReferenceBackend(Backend):
         ``fp8ref.accum.tensor_core(...).gemm`` on float values, the result as float32."""
         from fp8ref import accum
 
-        m = accum.tensor_core(gpu, in_format, out_format, instruction=instruction, block_size=block_size,
-                              scale_format=scale_format)
-        if in_format_b != in_format:  # (AMD's "xf32" names an instruction's input, not a Format)
-            m = m.for_inputs(in_format, in_format_b)
+        m = accum.tensor_core_pair(gpu, in_format, in_format_b, out_format, instruction=instruction,
+                                   block_size=block_size, scale_format=scale_format)
         kw = {} if scale_a is None else {"scale_a": np.asarray(scale_a, np.float64),
                                          "scale_b": np.asarray(scale_b, np.float64)}
         d = m.gemm(np.asarray(a, np.float64), np.asarray(b, np.float64), np.asarray(c, np.float64), **kw)

@@ -4,6 +4,7 @@ skips)."""
 
 from __future__ import annotations
 
+from fp8ref import accum
 from fp8ref.cli import main
 from fp8ref.golden.suites import tensorcore
 from tests.accum.helpers import all_models, scaled_models
@@ -31,3 +32,12 @@ def test_conform_backend_without_the_op_skips(capsys):
     assert main(["conform", "--backend", "ml_dtypes", "--suite", "tensorcore", "--no-infer",
                  "--no-isolate"]) == 0
     assert "tensor_core_gemm is not implemented" in capsys.readouterr().out
+
+
+def test_tensor_core_pair_is_for_inputs_where_the_formats_differ():
+    assert accum.tensor_core_pair("MI300X", "xf32", "xf32") == accum.tensor_core("MI300X", "xf32")
+    mixed = accum.tensor_core_pair("MI300X", "E4M3FNUZ", "E5M2FNUZ")
+    assert mixed == accum.tensor_core("MI300X", "E4M3FNUZ").for_inputs("E4M3FNUZ", "E5M2FNUZ")
+    assert mixed.format_b.name == "E5M2FNUZ"
+    nv = accum.tensor_core_pair("H100", "E4M3", "E5M2", instruction="wgmma")
+    assert nv == accum.tensor_core("H100", "E4M3", instruction="wgmma").for_inputs("E4M3", "E5M2")

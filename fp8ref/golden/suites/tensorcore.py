@@ -40,12 +40,10 @@ def model_of(params: dict[str, Any]) -> Any:
     """The fp8ref model of a case's parameters."""
     from fp8ref import accum
 
-    m = accum.tensor_core(params["gpu"], params["in_format"], params["out_format"],
-                          instruction=params["instruction"], block_size=params.get("block_size"),
-                          scale_format=params.get("scale_format"))
-    if params["in_format_b"] == params["in_format"]:
-        return m  # (an AMD "xf32" names an instruction, not a Format for for_inputs)
-    return m.for_inputs(params["in_format"], params["in_format_b"])
+    return accum.tensor_core_pair(params["gpu"], params["in_format"], params["in_format_b"],
+                                  params["out_format"], instruction=params["instruction"],
+                                  block_size=params.get("block_size"),
+                                  scale_format=params.get("scale_format"))
 
 
 def _ref(params: dict[str, Any], inputs: Arrays) -> Result:

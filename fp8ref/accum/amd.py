@@ -147,6 +147,18 @@ def gpu_key(gpu: str) -> str | None:
     return None
 
 
+def check_instruction(gpu: str, instruction: Any) -> str:
+    """The AMD GPU name ``gpu`` spells, after checking ``instruction`` (``None`` or ``"mfma"``);
+    ``ValueError`` naming the argument and the valid choices otherwise."""
+    g = gpu_key(gpu)
+    if g is None:
+        raise ValueError(f"unknown AMD gpu {gpu!r}; valid: {', '.join(GPUS)}")
+    if instruction is not None and instruction not in INSTRUCTIONS:
+        raise ValueError(f"instruction {instruction!r} does not exist on {g}; valid: None, "
+                         f"{', '.join(repr(i) for i in INSTRUCTIONS)}")
+    return g
+
+
 def _in_class(g: str, fmt: Format | str) -> tuple[Format, str]:
     arch = ARCH[g]
     valid = _IN_NAMES[arch]
@@ -173,12 +185,7 @@ def mfma(gpu: str, in_format: Format | str, out_format: Format | str = "fp32",
     operands truncated to tf32), E4M3FNUZ and E5M2FNUZ (MI300X; mixed pairs via ``for_inputs``);
     ``out_format``: fp32 only; ``instruction``: ``None`` or ``"mfma"``.
     """
-    g = gpu_key(gpu)
-    if g is None:
-        raise ValueError(f"unknown AMD gpu {gpu!r}; valid: {', '.join(GPUS)}")
-    if instruction is not None and instruction not in INSTRUCTIONS:
-        raise ValueError(f"instruction {instruction!r} does not exist on {g}; valid: None, "
-                         f"{', '.join(repr(i) for i in INSTRUCTIONS)}")
+    g = check_instruction(gpu, instruction)
     fin, cls = _in_class(g, in_format)
     try:
         fout = out_format if isinstance(out_format, Format) else _resolve_format(out_format)

@@ -88,7 +88,8 @@ def instructions(gpu: str) -> tuple[str, ...]:
 def block_scaled(gpu: str, instruction: str | None = None) -> tuple[tuple[str, int, str], ...]:
     """``(in_format, block_size, scale_format)`` of every block-scaled model of ``gpu``'s ``instruction``."""
     if _amd(gpu):
-        return ()
+        amd.check_instruction(gpu, instruction)
+        return ()  # no block-scaled MFMA is modelled
     g, ins, vendor = instruction_of(gpu, instruction)
     return tuple((f, b, s) for row in vendor.scaled.get((vendor.gpus[g], ins), ()) for f in row.formats
                  for b, s in row.scales)

@@ -254,6 +254,7 @@ def test_table_and_names():
     (lambda: accum.tensor_core("MI300X", "E4M3FNUZ").for_inputs("E4M3FNUZ", "fp16"),
      "b_format=FP16: .*takes E4M3FNUZ, E5M2FNUZ"),
     (lambda: accum.tensor_core("MI300X", "fp16").for_inputs("fp16", "bf16"), "b_format=BF16"),
+    (lambda: accum.block_scaled("MI300X", "mma"), "instruction 'mma' does not exist on MI300X"),
     (lambda: accum.tensor_core("H100", "fp16", instruction="mfma"),
      "instruction: H100 has no 'mfma' instruction; valid for H100: mma, wgmma"),
     (lambda: accum.Mfma("fused", 6, in_format=FP16), "group must be a power of two"),

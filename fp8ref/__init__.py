@@ -66,18 +66,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover
     from fp8ref.cast import ROUNDING_MODES, as_ml_dtypes, dequantize, pack_fp4, quantize, unpack_fp4  # noqa: F401
     from fp8ref.matmul import scaled_mm  # noqa: F401
-    from fp8ref.scaling import (  # noqa: F401
-        MSAMP,
-        MX,
-        NVFP4,
-        Constant,
-        Current,
-        DeepGEMM,
-        Delayed,
-        DelayedState,
-        JustInTime,
-        ScaledTensor,
-        amax,
-        quantize_scaled,
-        scale_bias,
-    )
+
+    # scaling's public names for type checkers: its __all__ (the runtime table above lists the ones
+    # fp8ref re-exports)
+    from fp8ref.scaling import *  # noqa: F401, F403

@@ -10,13 +10,13 @@ subnormal input/output data to zero). The rules themselves are :mod:`fp8ref.accu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from fp8ref.accum.mfma_exact import FMA, FUSED, PAIRWISE, RULE_NAMES, MfmaParams, mfma_dot
-from fp8ref.accum.models import _OwnFormats
+from fp8ref.accum.models import _Fp32Out
 from fp8ref.formats import BF16, E4M3FNUZ, E5M2FNUZ, FP16, FP32, Format
 from fp8ref.formats import format as _resolve_format
 
@@ -70,7 +70,7 @@ def _class_of(fmt: Format) -> str:
 
 
 @dataclass(frozen=True)
-class Mfma(_OwnFormats):
+class Mfma(_Fp32Out):
     """One AMD MFMA instruction family as an accumulation model (docs/accumulation.md §10).
 
     ``rule``: ``"fma"`` (fp32: an fp32 FMA chain), ``"pairwise"`` (CDNA1/2 fp16 and bf16: groups of
@@ -83,11 +83,6 @@ class Mfma(_OwnFormats):
 
     rule: str
     group: int
-    in_format: Format = FP32
-    in_format_b: Format | None = None
-    name: str = field(default="", compare=False)
-    confirmed: bool = field(default=True, compare=False)
-    source: str = field(default="", compare=False, repr=False)
     frac_bits: int = 24
     flush: bool = False
     truncate: bool = False
@@ -114,10 +109,6 @@ class Mfma(_OwnFormats):
             if self.format_b != self.in_format:
                 raise ValueError(f"b_format={self.format_b.name}: mixed operand formats exist only for the "
                                  f"FP8 instructions; valid: {self.in_format.name}")
-
-    @property
-    def out_format(self) -> Format:
-        return FP32
 
     def describe(self) -> str:
         ins = self.inputs_label()

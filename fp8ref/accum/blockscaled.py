@@ -20,13 +20,13 @@ values (the sign is ignored: the absolute value is used); a NaN scale makes the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from fp8ref.accum import exact
-from fp8ref.accum.models import _dot_args, _fmt, _gemm_args, _OwnFormats, check_representable
+from fp8ref.accum.models import _dot_args, _fmt, _Fp32Out, _gemm_args, check_representable
 from fp8ref.accum.params import BlockParams
 from fp8ref.formats import E4M3, E8M0, FP32, Format
 
@@ -45,7 +45,7 @@ def scale_exponents(S: np.ndarray, fmt: Format) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class BlockScaled(_OwnFormats):
+class BlockScaled(_Fp32Out):
     """A block-scaled MMA instruction chained along K (module docstring; docs/accumulation.md §4.2).
 
     ``kind``: ``"mxf8f6f4"`` or ``"mxf4nvf4"``; ``k``: products per instruction; ``block_size``: elements per
@@ -61,11 +61,6 @@ class BlockScaled(_OwnFormats):
     group: int = 0
     formats: tuple[str, ...] = ("E4M3", "E5M2", "E2M1", "E2M3", "E3M2")
     e_floor: int = SCALE_FLOOR
-    in_format: Format = E4M3
-    in_format_b: Format | None = None
-    name: str = field(default="", compare=False)
-    confirmed: bool = field(default=True, compare=False)
-    source: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -81,10 +76,6 @@ class BlockScaled(_OwnFormats):
             if f.name not in self.formats:
                 raise ValueError(f"in_format: kind::{self.kind} takes {', '.join(self.formats)}, "
                                  f"not {f.name}")
-
-    @property
-    def out_format(self) -> Format:
-        return FP32
 
     def describe(self) -> str:
         ins = self.inputs_label()

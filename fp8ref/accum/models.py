@@ -210,6 +210,22 @@ class _OwnFormats(_Model):
         return replace(self, in_format=fa, in_format_b=None if fb == fa else fb)
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Fp32Out(_OwnFormats):
+    """An instruction model whose instruction fixes the accumulator and the output to fp32 (block-scaled
+    MMA, AMD MFMA). Its operand formats and labels are keyword-only fields, after the instruction's own."""
+
+    in_format: Format
+    in_format_b: Format | None = None
+    name: str = field(default="", compare=False)
+    confirmed: bool = field(default=True, compare=False)
+    source: str = field(default="", compare=False, repr=False)
+
+    @property
+    def out_format(self) -> Format:
+        return FP32
+
+
 # --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BlockFMA(_OwnFormats):

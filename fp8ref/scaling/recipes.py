@@ -18,10 +18,19 @@ from fp8ref.scaling.bias import BIAS_LIMIT, check_bounds
 
 # A granularity is "tensor", "row", "column" or a block shape (br, bc) such as (1, 128) or (128, 128).
 Granularity = str | tuple[int, int]
+
 GRANULARITIES = ("tensor", "row", "column")
 BLOCK_1x128 = (1, 128)
 BLOCK_128x128 = (128, 128)
 MX_RULES = ("FLOOR", "RCEIL", "CEIL", "EVEN")
+
+
+class _PerTensor:
+    """A recipe with one scale for the whole tensor (its ``granularity`` is ``"tensor"``, not a field)."""
+
+    @property
+    def granularity(self) -> str:
+        return "tensor"
 
 
 def check_granularity(g: Any, name: str = "granularity") -> Granularity:
@@ -56,7 +65,7 @@ class JustInTime:
 
 
 @dataclass(frozen=True)
-class Constant:
+class Constant(_PerTensor):
     """The paper's FP8-CSCALE: one fixed bias for the whole tensor, ``x8 = Q(x * 2**bias)``."""
 
     bias: int
@@ -64,13 +73,9 @@ class Constant:
     def __post_init__(self) -> None:
         check_int(self.bias, "bias", -BIAS_LIMIT, BIAS_LIMIT)
 
-    @property
-    def granularity(self) -> str:
-        return "tensor"
-
 
 @dataclass(frozen=True)
-class Delayed:
+class Delayed(_PerTensor):
     """TransformerEngine's ``DelayedScaling``: the tensor is cast with the scale derived from earlier
     steps' amaxes, then its own amax enters the history and the scale is updated.
 
@@ -93,10 +98,6 @@ class Delayed:
         check_int(self.margin, "margin", -BIAS_LIMIT, BIAS_LIMIT)
         if not isinstance(self.roll_zero_amax, (bool, np.bool_)):
             raise ValueError(f"roll_zero_amax must be a bool, got {self.roll_zero_amax!r}")
-
-    @property
-    def granularity(self) -> str:
-        return "tensor"
 
     def initial_state(self) -> DelayedState:
         """TE's initial state: an all-zero history and scale 1."""
@@ -186,7 +187,7 @@ class Current:
 
 
 @dataclass(frozen=True)
-class MSAMP:
+class MSAMP(_PerTensor):
     """MS-AMP's ``ScalingMeta.compute_scaling_factor`` with in-time scaling (window 1, its default):
     ``bias = floor(log2(float32(fmt.max / amax))) - margin`` (the quotient rounded to float32 first, as
     MS-AMP divides in float32), ``scale = 2**bias``; when amax is 0 or not finite the previous bias
@@ -196,10 +197,6 @@ class MSAMP:
 
     def __post_init__(self) -> None:
         check_int(self.margin, "margin", -BIAS_LIMIT, BIAS_LIMIT)
-
-    @property
-    def granularity(self) -> str:
-        return "tensor"
 
 
 @dataclass(frozen=True)

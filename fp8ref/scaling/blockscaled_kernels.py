@@ -105,12 +105,13 @@ def _block_scale(amax, profile, c1, c2, smax, seps, pe, sdec):  # pragma: no cov
     return code, sf, _nvfp4_post(sf, profile, c2)
 
 
+# The element rules clamp to +-6 (E2M1's max) before the cast. ``pq`` is the saturating E2M1 record
+# (``encoder_params(E2M1, "nearest_even", True)``), whose encode of any |y| > 6 or +-Inf is the max code
+# with the sign of y: the code of the clamped value. So the clamp is the encoder's saturation and is not
+# written again (tests/scaling/test_nvfp4.py checks both rules equal on every float32).
 @njit(cache=True, inline="always")
 def _te_fp4(y, pq):  # pragma: no cover - compiled
     """TE's ``cast_to_fp4x2`` after ``clamp(y, -6, 6)``: nearest even; NaN and +-0 give code 0."""
-    six = np.float32(6.0)
-    y = -six if y < -six else y  # NaN passes the clamp
-    y = six if y > six else y
     c = np.int64(encode_rne_f32(y, pq))
     return np.int64(0) if (y != y) | (y == np.float32(0)) else c
 
@@ -119,9 +120,6 @@ def _te_fp4(y, pq):  # pragma: no cover - compiled
 def _torchao_fp4(y, pq):  # pragma: no cover - compiled
     """torchao's ``f32_to_f4_unpacked`` after ``clamp(y, -6, 6)``: nearest even, sign kept, NaN by its
     bit formula."""
-    six = np.float32(6.0)
-    y = -six if y < -six else y
-    y = six if y > six else y
     c = np.int64(encode_rne_f32(y, pq))
     return np.int64(torchao_nan_code(y)) if y != y else c
 
@@ -153,16 +151,20 @@ def _encode_block(xs, os, q, element, pq, qdec):  # pragma: no cover - compiled
 def _encode_rows16(xs, os, qs, element, pq):  # pragma: no cover - compiled
     """NVFP4 codes ``os[b, j]`` of ``xs[b, j] * qs[b]`` for a (blocks, 16) chunk: per block a constant
     16-element loop (which LLVM vectorises without per-block slice set-up); a NaN multiplier propagates
-    into the whole block (as torch's CPU kernels give it)."""
+    into the whole block (as torch's CPU kernels give it). TE's rule gives code 0 for every NaN, so its
+    loop needs no test of the multiplier (``x * NaN`` is NaN)."""
+    if element == EL_TE_FP4:
+        for b in range(xs.shape[0]):
+            q = qs[b]
+            for j in range(16):
+                os[b, j] = _te_fp4(xs[b, j] * q, pq)
+        return
     for b in range(xs.shape[0]):
         q = qs[b]
         if q != q:
-            c = _te_fp4(q, pq) if element == EL_TE_FP4 else _torchao_fp4(q, pq)
+            c = _torchao_fp4(q, pq)
             for j in range(16):
                 os[b, j] = c
-        elif element == EL_TE_FP4:
-            for j in range(16):
-                os[b, j] = _te_fp4(xs[b, j] * q, pq)
         else:
             for j in range(16):
                 os[b, j] = _torchao_fp4(xs[b, j] * q, pq)

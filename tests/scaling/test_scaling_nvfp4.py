@@ -4,6 +4,7 @@ special values, and bad input."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -355,3 +356,57 @@ def test_other_input_dtypes_are_cast_to_float32_first():
         got = quantize_scaled(xin, E2M1, NVFP4())
         exp = ref if want is x else quantize_scaled(want, E2M1, NVFP4())
         assert np.array_equal(got.codes, exp.codes) and np.array_equal(got.scale_codes, exp.scale_codes)
+
+
+@functools.cache
+def _clamp_rules():
+    """The element rules as the sources write them, clamp first (``clamp(y, -6, 6)``, then the cast)."""
+    from numba import njit, prange
+
+    from fp8ref.cast.encode import bits_to_f32, encode_rne_f32
+    from fp8ref.scaling import blockscaled_kernels as k
+
+    @njit(inline="always")
+    def clamp6(y):
+        six = np.float32(6.0)
+        y = -six if y < -six else y  # NaN passes the clamp
+        return six if y > six else y
+
+    @njit(parallel=True)
+    def mismatches(start, count, pq):
+        bad = 0
+        for i in prange(count):
+            u = np.int64(start) + i
+            y = bits_to_f32(np.int32(u - (np.int64(1) << 32) if u >= (np.int64(1) << 31) else u))
+            z = clamp6(y)
+            te = np.int64(0) if (z != z) | (z == np.float32(0)) else np.int64(encode_rne_f32(z, pq))
+            tao = np.int64(k.torchao_nan_code(z)) if z != z else np.int64(encode_rne_f32(z, pq))
+            bad += (k._te_fp4(y, pq) != te) + (k._torchao_fp4(y, pq) != tao)
+        return bad
+
+    return mismatches
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_element_clamp_is_the_saturation_of_the_encoder_on_every_float32():
+    """The kernels' TE and torchao element rules leave the sources' clamp to +-6 to the saturating E2M1
+    encoder: both give the same code for all 2**32 float32 bit patterns."""
+    from fp8ref.cast.encode import encoder_params
+
+    mismatches = _clamp_rules()
+    pq = encoder_params(E2M1, "nearest_even", True)
+    chunk = 1 << 28
+    assert sum(int(mismatches(s, chunk, pq)) for s in range(0, 1 << 32, chunk)) == 0
+
+
+def test_element_clamp_is_the_saturation_of_the_encoder_near_six():
+    """The same on every float32 from 4 to 8 and beyond (the values the clamp changes), Inf and NaN."""
+    from fp8ref.cast.encode import encoder_params
+
+    mismatches = _clamp_rules()
+    pq = encoder_params(E2M1, "nearest_even", True)
+    four = int(np.float32(4.0).view(np.uint32))
+    assert int(mismatches(four, (1 << 24), pq)) == 0  # [4, 16)
+    assert int(mismatches(four | (1 << 31), (1 << 24), pq)) == 0  # (-16, -4]
+    assert int(mismatches(0x7F7F0000, 0x810000, pq)) == 0  # the largest finite, Inf, the NaNs

@@ -10,7 +10,8 @@ normal values rounded to it: E4M3 for the NVIDIA FP8 presets; E2M1 for the FP4 b
 random block scales of the model's scale format) and the ratio to NumPy float32 matmul of float32 matrices
 of the same size (NumPy timed first and again after each model; the ratio uses the best NumPy time so far).
 The target for "h100-fp8", every instruction model of issue 12 and every AMD model at 1024^3 is >= 1/50. A
-model is a preset name or ``GPU:in_format`` (``accum.tensor_core``), e.g. ``MI300X:xf32``. ``--threads``
+model is a preset name or ``GPU:in_format[:out_format]`` (``accum.tensor_core``), e.g. ``MI300X:xf32``,
+``A100:fp64:fp64`` (the f64 instructions' fp64 FMA chain). ``--threads``
 sets Numba's thread count (run 1 and 2 to see the parallel kernels scale); ``--cpu-time`` times with the
 process CPU clock (steadier on a loaded machine; run it single-threaded).
 """
@@ -27,21 +28,23 @@ from fp8ref import accum
 
 TARGETS = {name: 1 / 50 for name in ("h100-fp8", "b200-fp8", "rtx5090-fp8", "h100-fp8-wgmma-fp16",
                                       "b200-mxfp8", "b200-mxfp4", "b200-nvfp4", "rtx5090-mxfp8",
-                                      "rtx5090-mxfp4", "rtx5090-nvfp4", "mi300x-fp8")}
+                                      "rtx5090-mxfp4", "rtx5090-nvfp4", "mi300x-fp8", "A100:fp64:fp64",
+                                      "MI300X:fp64:fp64")}
 DEFAULT_MODELS = ("h100-fp8,h100-fp8-fastaccum,b200-fp8,b200-fp8-mma,rtx5090-fp8,h100-fp8-wgmma-fp16,"
-                  "b200-mxfp8,b200-mxfp4,b200-nvfp4,fp32,fp16,exact")
+                  "b200-mxfp8,b200-mxfp4,b200-nvfp4,A100:fp64:fp64,fp32,fp16,exact")
 AMD = ["MI100:fp32", "MI100:fp16", "MI100:bf16", "MI250X:fp16", "MI250X:bf16", "MI300X:fp32", "MI300X:xf32",
-       "MI300X:fp16", "MI300X:bf16", "mi300x-fp8", "MI300X:E5M2FNUZ"]
+       "MI300X:fp16", "MI300X:bf16", "mi300x-fp8", "MI300X:E5M2FNUZ", "MI300X:fp64:fp64"]
 _DTYPES = {"E4M3": ml_dtypes.float8_e4m3fn, "E5M2": ml_dtypes.float8_e5m2,
            "E4M3FNUZ": ml_dtypes.float8_e4m3fnuz, "E5M2FNUZ": ml_dtypes.float8_e5m2fnuz, "FP16": np.float16,
-           "BF16": ml_dtypes.bfloat16, "FP32": np.float32, "E2M1": ml_dtypes.float4_e2m1fn}
+           "BF16": ml_dtypes.bfloat16, "FP32": np.float32, "E2M1": ml_dtypes.float4_e2m1fn,
+           "FP64": np.float64}
 CLOCK = [time.perf_counter]
 
 
 def _model(name: str):
     if ":" in name:
-        gpu, fmt = name.split(":", 1)
-        return accum.tensor_core(gpu, fmt)
+        gpu, fmt, *out = name.split(":")
+        return accum.tensor_core(gpu, fmt, *out)
     return accum.get(name)
 
 

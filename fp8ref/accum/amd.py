@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fp8ref.accum.mfma_exact import FMA, FUSED, PAIRWISE, RULE_NAMES, MfmaParams, mfma_dot
-from fp8ref.accum.models import _Fp32Out
-from fp8ref.formats import BF16, E4M3FNUZ, E5M2FNUZ, FP16, FP32, Format
+from fp8ref.accum.models import Sequential, _Fp32Out, fp64_fma_chain
+from fp8ref.formats import BF16, E4M3FNUZ, E5M2FNUZ, FP16, FP32, FP64, Format
 from fp8ref.formats import format as _resolve_format
 
 GPUS = ("MI100", "MI250X", "MI300X")
@@ -58,15 +58,18 @@ _TABLE: dict[tuple[str, str], _Row] = {
 }
 # input formats of each class; xf32 takes fp32 operands (truncated by the instruction)
 _CLASS_FORMATS = {"fp32": (FP32,), "xf32": (FP32,), "fp16": (FP16,), "bf16": (BF16,),
-                  "fp8": (E4M3FNUZ, E5M2FNUZ)}
-_IN_NAMES = {"CDNA1": ("fp32", "fp16", "bf16"), "CDNA2": ("fp32", "fp16", "bf16"),
-             "CDNA3": ("fp32", "xf32", "fp16", "bf16", "E4M3FNUZ", "E5M2FNUZ")}
+                  "fp8": (E4M3FNUZ, E5M2FNUZ), "fp64": (FP64,)}
+# fp64 (CDNA2 / CDNA3 v_mfma_f64_*): MMA-Sim's operation_type 'fma' on float64 (libm fma per product in k
+# order from c), the model fp8ref.accum.models.fp64_fma_chain; its output is fp64
+_IN_NAMES = {"CDNA1": ("fp32", "fp16", "bf16"), "CDNA2": ("fp32", "fp16", "bf16", "fp64"),
+             "CDNA3": ("fp32", "xf32", "fp16", "bf16", "E4M3FNUZ", "E5M2FNUZ", "fp64")}
 # every input-format name of some AMD GPU (fp8ref.accum.IN_FORMATS lists them beside the block-FMA ones)
 IN_NAMES = tuple(dict.fromkeys(n for names in _IN_NAMES.values() for n in names))
 
 
 def _class_of(fmt: Format) -> str:
-    return {FP32: "fp32", FP16: "fp16", BF16: "bf16", E4M3FNUZ: "fp8", E5M2FNUZ: "fp8"}.get(fmt, "")
+    return {FP32: "fp32", FP16: "fp16", BF16: "bf16", E4M3FNUZ: "fp8", E5M2FNUZ: "fp8",
+            FP64: "fp64"}.get(fmt, "")
 
 
 @dataclass(frozen=True)
@@ -169,21 +172,26 @@ def _in_class(g: str, fmt: Format | str) -> tuple[Format, str]:
 
 
 def mfma(gpu: str, in_format: Format | str, out_format: Format | str = "fp32",
-         instruction: Any = None) -> Mfma:
+         instruction: Any = None) -> Mfma | Sequential:
     """The model of ``gpu``'s MFMA instruction family for ``in_format`` operands (``tensor_core`` for AMD).
 
     ``gpu``: MI100, MI250X, MI300X (case-insensitive); ``in_format``: fp32, fp16, bf16 (all), xf32 (fp32
-    operands truncated to tf32), E4M3FNUZ and E5M2FNUZ (MI300X; mixed pairs via ``for_inputs``);
-    ``out_format``: fp32 only; ``instruction``: ``None`` or ``"mfma"``.
+    operands truncated to tf32), E4M3FNUZ and E5M2FNUZ (MI300X; mixed pairs via ``for_inputs``), fp64
+    (MI250X, MI300X: the fp64 FMA chain, ``Sequential(FP64)``); ``out_format``: fp32 (fp64 for fp64
+    inputs); ``instruction``: ``None`` or ``"mfma"``.
     """
     g = check_instruction(gpu, instruction)
     fin, cls = _in_class(g, in_format)
+    want = FP64 if cls == "fp64" else FP32
     try:
         fout = out_format if isinstance(out_format, Format) else _resolve_format(out_format)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"out_format {out_format!r}: {exc}; valid for {g}: fp32") from exc
-    if fout != FP32:
-        raise ValueError(f"out_format {fout.name}: {g} MFMA instructions accumulate in fp32; valid: fp32")
+        raise ValueError(f"out_format {out_format!r}: {exc}; valid for {g}: {want.name.lower()}") from exc
+    if fout != want:
+        raise ValueError(f"out_format {fout.name}: {g} MFMA instructions for {fin.name} inputs accumulate in "
+                         f"{want.name.lower()}; valid: {want.name.lower()}")
+    if cls == "fp64":
+        return fp64_fma_chain(f"{g}-mfma-fp64-fp64")
     row = _TABLE[(ARCH[g], cls)]
     iname = "xf32" if cls == "xf32" else fin.name if cls == "fp8" else cls
     return Mfma(RULE_NAMES[row.rule], row.group, in_format=fin, name=f"{g}-mfma-{iname}-fp32",

@@ -51,7 +51,11 @@ class BlockScaled(_Fp32Out):
     ``kind``: ``"mxf8f6f4"`` or ``"mxf4nvf4"``; ``k``: products per instruction; ``block_size``: elements per
     scale along K; ``scale_format``: ``E8M0`` (UE8M0) or ``E4M3`` (UE4M3, sign ignored); ``frac_bits``: the
     alignment width; ``group``: products summed exactly before scaling (0: none); ``formats``: the element
-    formats the kind takes (``for_inputs`` checks them). Output and accumulator: fp32, rounded toward zero."""
+    formats the kind takes (``for_inputs`` checks them). Output and accumulator: fp32, rounded toward zero.
+    ``zero_exponent`` (kind::mxf8f6f4): ``None`` drops zero products from the alignment (fp8ref's default,
+    the rule of the measured models); an int gives a zero element that exponent, so that its product enters
+    the alignment with ``zero_exponent + e(other) + e(sa) + e(sb)`` and may raise it (MMA-Sim's
+    ``extract_significand_exponent`` rule: ``-126``)."""
 
     kind: str
     k: int
@@ -61,10 +65,18 @@ class BlockScaled(_Fp32Out):
     group: int = 0
     formats: tuple[str, ...] = ("E4M3", "E5M2", "E2M1", "E2M3", "E3M2")
     e_floor: int = SCALE_FLOOR
+    zero_exponent: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        z = self.zero_exponent
+        if z is not None and (not isinstance(z, (int, np.integer)) or isinstance(z, bool) or abs(z) > 1000):
+            raise ValueError(f"zero_exponent must be None or an int in -1000..1000 (MMA-Sim: -126), "
+                             f"got {z!r}")
+        if z is not None and self.group:
+            raise ValueError("zero_exponent: a grouped kind (kind::mxf4nvf4) aligns groups by their scales, "
+                             "not products; valid: None")
         object.__setattr__(self, "scale_format", _fmt(self.scale_format, "scale_format"))
         if self.scale_format not in (E8M0, E4M3):
             raise ValueError(f"scale_format must be E8M0 or E4M3, got {self.scale_format.name}")
@@ -81,7 +93,9 @@ class BlockScaled(_Fp32Out):
         ins = self.inputs_label()
         how = "groups of 16 summed exactly" if self.group else "scale exponents added to each product's"
         s = (f"BlockScaled(kind::{self.kind}, k={self.k}, block={self.block_size}, "
-             f"scale={self.scale_format.name}, frac_bits={self.frac_bits}, {how}, RZ, in={ins}, out=FP32)")
+             f"scale={self.scale_format.name}, frac_bits={self.frac_bits}, {how}, RZ, in={ins}, out=FP32"
+             + ("" if self.zero_exponent is None else f", zero elements at exponent {self.zero_exponent}")
+             + ")")
         return self._named(s)
 
     def for_inputs(self, a_format: Format | str, b_format: Format | str | None = None) -> BlockScaled:
@@ -155,7 +169,7 @@ class BlockScaled(_Fp32Out):
             return dispatch.group_scaled_gemm(A, B, C, sa, sb, esa, esb, self.block_size, self.group,
                                               self._params())
         return dispatch.product_scaled_gemm(A, B, C, sa, sb, esa, esb, self.block_size, self._params(),
-                                            self.in_format, self.format_b)
+                                            self.in_format, self.format_b, self.zero_exponent)
 
 
 __all__ = ["BlockScaled", "KINDS", "scale_exponents"]

@@ -20,8 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from fp8ref.accum import groupwise, rowwise, tiled
-from fp8ref.accum.params import AccParams, BlockParams
+from fp8ref.accum.params import AccParams, BlockParams, acc_params
 from fp8ref.accum.primitives import NEG
+from fp8ref.formats import FP64
 
 SERIAL_WORK = 1 << 18  # multiply-adds below which a kernel runs on the calling thread
 
@@ -53,16 +54,17 @@ def check_block_params(p: BlockParams) -> None:
 
 # --------------------------------------------------------------------------------------------------
 # block models
-def block_gemm(A: np.ndarray, B: np.ndarray, C: np.ndarray, p: BlockParams, fa, fb, EA=None, EB=None
-               ) -> np.ndarray:
+def block_gemm(A: np.ndarray, B: np.ndarray, C: np.ndarray, p: BlockParams, fa, fb, EA=None, EB=None,
+               rowwise_only: bool = False) -> np.ndarray:
     """``C + A @ B`` under the block model ``p`` (operands of formats ``fa`` and ``fb``). ``EA`` / ``EB``:
-    the elements' alignment exponents when they are not those of their values (block-scaled products)."""
+    the elements' alignment exponents when they are not those of their values (block-scaled products);
+    ``rowwise_only``: zero elements carry exponents that count (the tiled kernel skips zeros)."""
     check_block_params(p)
     work = A.size * B.shape[1]
     own = EA is not None
     EA = exponents(A, fa.emin) if EA is None else EA
     EB = exponents(B, fb.emin) if EB is None else EB
-    if tiled.usable(p):
+    if tiled.usable(p) and not rowwise_only:
         return _tiled_block_gemm(A, B, C, p, fa, fb, work, EA, EB, not own)
     BT = np.ascontiguousarray(B.T)
     EBT = np.ascontiguousarray(EB.T)
@@ -78,7 +80,7 @@ def _tiled_block_gemm(A, B, C, p: BlockParams, fa, fb, work: int, EA, EB, f32_ok
         PA, PB = tiled.pow2_f32(EA), tiled.pow2_f32(EB)
     else:
         B32 = PA = PB = np.zeros((1, 1), dtype=np.float32)
-    p32 = tiled.float32_promotion(p, C)
+    p32 = p.every > 0 and tiled.float32_promotion(p, C)  # (fast accumulation has no promotion step)
     out, redo = _pick(tiled.BLOCK, work)(A, EA, Bc, EB, B32, PA, PB, f32, p32, C, p)
     badA = nonfinite_rows(A)
     BT = np.ascontiguousarray(B.T)
@@ -88,17 +90,24 @@ def _tiled_block_gemm(A, B, C, p: BlockParams, fa, fb, work: int, EA, EB, f32_ok
     return out
 
 
-def product_scaled_gemm(A, B, C, SA, SB, ESA, ESB, block: int, p: BlockParams, fa, fb) -> np.ndarray:
+def product_scaled_gemm(A, B, C, SA, SB, ESA, ESB, block: int, p: BlockParams, fa, fb,
+                        zero_exponent: int | None = None) -> np.ndarray:
     """kind::mxf8f6f4: the block model ``p`` on the scaled operands ``A * sa``, ``B * sb`` (exact: powers of
-    two) with each element's exponent raised by its scale's exponent (a zero element keeps ``NEG``)."""
+    two) with each element's exponent raised by its scale's exponent. A zero element keeps ``NEG`` (its
+    product drops out of the alignment) or, with ``zero_exponent``, has that exponent (raised by its scale
+    like any other): then the row-wise kernel runs, whose block FMA takes every product's exponent (the
+    tiled kernel skips zero elements)."""
     k = A.shape[1]
     cols = np.arange(k) // block
     EA, EB = exponents(A, fa.emin), exponents(B, fb.emin)
+    if zero_exponent is not None:
+        EA = np.where(A == 0, np.int32(zero_exponent), EA)
+        EB = np.where(B == 0, np.int32(zero_exponent), EB)
     EA = np.where(EA == NEG, EA, EA + ESA[:, cols]).astype(np.int32)
     EB = np.where(EB == NEG, EB, EB + ESB[cols, :]).astype(np.int32)
     As = np.ascontiguousarray(A * SA[:, cols])
     Bs = np.ascontiguousarray(B * SB[cols, :])
-    return block_gemm(As, Bs, C, p, fa, fb, EA, EB)
+    return block_gemm(As, Bs, C, p, fa, fb, EA, EB, rowwise_only=zero_exponent is not None)
 
 
 def group_scaled_gemm(A, B, C, SA, SB, ESA, ESB, block: int, group: int, p: BlockParams) -> np.ndarray:
@@ -121,11 +130,13 @@ def block_dots(A: np.ndarray, B: np.ndarray, c: np.ndarray, p: BlockParams, fa, 
 # --------------------------------------------------------------------------------------------------
 # sequential and exact models, one addition
 def sequential_gemm(A: np.ndarray, B: np.ndarray, C: np.ndarray, acc: AccParams, fa, fb) -> np.ndarray:
-    """``C + A @ B`` accumulated in k order into ``acc``, one RNE rounding per addition."""
+    """``C + A @ B`` accumulated in k order into ``acc``, one RNE rounding per addition (an fp64
+    accumulator: one fused multiply-add per step)."""
     work = A.size * B.shape[1]
-    if tiled.sequential_usable(fa, fb, acc):
+    fp64 = tuple(acc) == tuple(acc_params(FP64))
+    if fp64 or tiled.sequential_usable(fa, fb, acc):
         fp32 = tuple(acc) == (23, -126, 127)
-        return _pick(tiled.SEQUENTIAL, work)(A, np.ascontiguousarray(B), C, acc, fp32)
+        return _pick(tiled.SEQUENTIAL, work)(A, np.ascontiguousarray(B), C, acc, fp32, fp64)
     return _pick(rowwise.SEQUENTIAL, work)(A, np.ascontiguousarray(B.T), C, acc)
 
 

@@ -45,7 +45,7 @@ def round_fraction(v: Fraction, frac_bits: int, emin: int, emax: int, rounding: 
     if rounding not in _MODES:
         raise ValueError(f"rounding must be 'rne' or 'rz', got {rounding!r}")
     r = round_rational(v, accumulator(frac_bits, emin, emax), _MODES[rounding], INF)
-    return math.copysign(abs(float(r)), v)
+    return -abs(float(r)) if v < 0 else abs(float(r))  # (the sign of v, which may exceed a float's range)
 
 
 def round_to(v: Fraction, fmt: Format, rounding: str = "rne", negative_zero: bool = False) -> float:
@@ -167,13 +167,31 @@ def bfma_chain(model, a: Sequence[float], b: Sequence[float], c: float) -> float
 
 # --------------------------------------------------------------------------------------------------
 # sequential, exact and promoted accumulation
+def fused_multiply_add(x: float, y: float, d: float, acc: Format) -> float:
+    """IEEE ``RN_acc(x*y + d)`` with the product exact (not rounded), one rounding: NaN if an operand is NaN,
+    ``0*Inf`` or Inf - Inf; an infinite product or ``d`` gives that infinity; an exact zero sum is -0 only
+    when the product (sign of ``x`` times sign of ``y``) and ``d`` are both -0; a nonzero sum that rounds to
+    zero keeps its sign."""
+    p = x * y  # the IEEE specials of the product; its finite value is taken exactly below
+    if math.isnan(p) or math.isinf(p) and (math.isinf(x) or math.isinf(y)):
+        sp = special_sum([p, d])
+    else:
+        sp = special_sum([d])
+    if sp is not None:
+        return sp
+    s = Fraction(x) * Fraction(y) + Fraction(d)
+    if s == 0:
+        p_neg = (math.copysign(1.0, x) * math.copysign(1.0, y)) < 0 and (x == 0 or y == 0)
+        return -0.0 if p_neg and d == 0 and math.copysign(1.0, d) < 0 else 0.0
+    return round_fraction(s, acc.mbits, acc.emin, acc.emax, "rne")
+
+
 def sequential_dot(a: Sequence[float], b: Sequence[float], c: float, acc: Format) -> float:
     """``acc = RN_acc(c)``; for k in order: ``acc = RN_acc(acc + a_k*b_k)`` with the product exact (a fused
-    multiply-add), IEEE rules for specials and zeros: an exact zero sum of two nonzero-sum operands is +0;
-    ``x + y`` with both ``-0`` is ``-0``; a nonzero sum that rounds to zero keeps its sign."""
+    multiply-add, :func:`fused_multiply_add`; any float64 operands, so FP64 too)."""
     d = c if math.isnan(c) or math.isinf(c) or c == 0 else round_to(Fraction(c), acc, "rne")
     for x, y in zip(a, b, strict=True):
-        d = _ieee_add(d, product(x, y), acc.mbits, acc.emin, acc.emax)
+        d = fused_multiply_add(x, y, d, acc)
     return d
 
 
@@ -223,7 +241,8 @@ def scaled_chain(model, a: Sequence[float], b: Sequence[float], c: float, sa: Se
                  sb: Sequence[float]) -> float:
     """A :class:`~fp8ref.accum.blockscaled.BlockScaled` model over the whole vector: instructions of
     ``model.k`` consecutive elements chained through the accumulator (started at ``c``); ``sa[k]``,
-    ``sb[k]``: the decoded scales of element ``k`` (absolute values).
+    ``sb[k]``: the decoded scales of element ``k`` (absolute values). ``model.zero_exponent`` (an int): zero
+    products are terms too, a zero element having that exponent (MMA-Sim's rule).
 
     One instruction: specials first (NaN if a scaled product ``a*b*sa*sb``, a scale or ``d`` is NaN or +Inf
     and -Inf meet, else an infinity). Terms: ``group == 0``: every nonzero product, value ``a*b*sa*sb`` and
@@ -244,12 +263,14 @@ def scaled_chain(model, a: Sequence[float], b: Sequence[float], c: float, sa: Se
             continue
         terms: list[tuple[Fraction, int]] = []
         if model.group == 0:
+            z = model.zero_exponent  # None: a zero product is no term; else a zero element's exponent
             for k in range(k0, k1):
-                if a[k] != 0 and b[k] != 0:
+                if (a[k] != 0 and b[k] != 0) or z is not None:
                     fa, fb = Fraction(a[k]), Fraction(b[k])
+                    ea = z if fa == 0 else exponent(fa, p.emin_a)
+                    eb = z if fb == 0 else exponent(fb, p.emin_b)
                     terms.append((fa * fb * Fraction(sa[k]) * Fraction(sb[k]),
-                                  exponent(fa, p.emin_a) + exponent(fb, p.emin_b) + scale_exponent(sa[k], fs)
-                                  + scale_exponent(sb[k], fs)))
+                                  ea + eb + scale_exponent(sa[k], fs) + scale_exponent(sb[k], fs)))
         else:
             for g0 in range(k0, k1, model.group):
                 g1 = min(g0 + model.group, k1)

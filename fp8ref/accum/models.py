@@ -14,7 +14,7 @@ import numpy as np
 
 from fp8ref.accum import exact
 from fp8ref.accum.params import NO_FLOOR, AccParams, BlockParams, acc_params
-from fp8ref.formats import BF16, E4M3, FP16, FP32, Format
+from fp8ref.formats import BF16, E4M3, FP16, FP32, FP64, Format
 from fp8ref.formats import format as _resolve_format
 
 ROUNDINGS = ("rz", "rne")
@@ -36,16 +36,23 @@ def _fmt(value: Any, name: str) -> Format:
     raise TypeError(f"{name} must be a Format or a format name, got {type(value).__name__}")
 
 
-def _check_in_format(fmt: Format, name: str) -> None:
+def _check_in_format(fmt: Format, name: str, fp64_acc: bool = False) -> None:
+    if fp64_acc and fmt == FP64:  # Sequential(FP64): the fp64 FMA chain takes any float64
+        return
     if not fmt.signed or not fmt.has_zero or fmt.precision > _MAX_IN_PRECISION or fmt.ebits > _MAX_IN_EBITS:
         raise ValueError(f"{name}={fmt.name}: input formats must be signed with zero, at most "
-                         f"{_MAX_IN_EBITS} exponent bits and {_MAX_IN_PRECISION} significand bits")
+                         f"{_MAX_IN_EBITS} exponent bits and {_MAX_IN_PRECISION} significand bits"
+                         + ("" if fmt != FP64 else " (FP64 inputs: Sequential(FP64, in_format=FP64), the "
+                            "fp64 FMA chain)"))
 
 
-def _check_out_format(fmt: Format, name: str) -> None:
+def _check_out_format(fmt: Format, name: str, fp64_ok: bool = False) -> None:
+    if fp64_ok and fmt == FP64:
+        return
     if fmt.nan != "ieee" or fmt.precision > 24 or fmt.ebits > 8:
         raise ValueError(f"{name}={fmt.name}: accumulator/output formats must be IEEE-like (Inf and NaN) "
-                         "with at most 8 exponent and 24 significand bits, e.g. FP32, FP16, BF16")
+                         "with at most 8 exponent and 24 significand bits, e.g. FP32, FP16, BF16"
+                         + (" (FP64: Sequential(FP64), the fp64 FMA chain)" if fmt == FP64 else ""))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -180,20 +187,22 @@ class _OwnFormats(_Model):
     in_format: Format
     in_format_b: Format | None
 
-    def _set_formats(self, acc_field: str) -> None:
+    def _set_formats(self, acc_field: str, fp64_ok: bool = False) -> None:
         """Resolve and check the accumulator (= output) format field ``acc_field``, ``in_format`` and
-        ``in_format_b`` (a frozen dataclass's ``__post_init__``)."""
-        object.__setattr__(self, acc_field, _fmt(getattr(self, acc_field), acc_field))
-        _check_out_format(getattr(self, acc_field), acc_field)
-        self._set_in_formats()
+        ``in_format_b`` (a frozen dataclass's ``__post_init__``); ``fp64_ok``: the model takes an FP64
+        accumulator, and FP64 inputs with it."""
+        acc = _fmt(getattr(self, acc_field), acc_field)
+        object.__setattr__(self, acc_field, acc)
+        _check_out_format(acc, acc_field, fp64_ok)
+        self._set_in_formats(fp64_ok and acc == FP64)
 
-    def _set_in_formats(self) -> None:
-        """Resolve and check ``in_format`` and ``in_format_b``."""
+    def _set_in_formats(self, fp64_acc: bool = False) -> None:
+        """Resolve and check ``in_format`` and ``in_format_b`` (``fp64_acc``: FP64 is one of them too)."""
         object.__setattr__(self, "in_format", _fmt(self.in_format, "in_format"))
-        _check_in_format(self.in_format, "in_format")
+        _check_in_format(self.in_format, "in_format", fp64_acc)
         if self.in_format_b is not None:
             object.__setattr__(self, "in_format_b", _fmt(self.in_format_b, "in_format_b"))
-            _check_in_format(self.in_format_b, "in_format_b")
+            _check_in_format(self.in_format_b, "in_format_b", fp64_acc)
 
     @property
     def format_b(self) -> Format:
@@ -436,7 +445,9 @@ class Promoted(_Model):
 class Sequential(_OwnFormats):
     """Sequential accumulation in k order in ``acc_format``: ``acc = RN(c)``, then for each k
     ``acc = RN_acc(acc + a_k*b_k)`` where the product is exact and the addition rounds once to nearest
-    even (a fused multiply-add per element; IEEE specials and signed zeros)."""
+    even (a fused multiply-add per element; IEEE specials and signed zeros). ``acc_format=FP64`` is the
+    fp64 FMA chain of the f64 tensor-core instructions (NVIDIA DMMA, AMD MFMA f64), which also takes FP64
+    inputs."""
 
     acc_format: Format = FP32
     in_format: Format = E4M3
@@ -445,7 +456,7 @@ class Sequential(_OwnFormats):
     confirmed: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
-        self._set_formats("acc_format")
+        self._set_formats("acc_format", fp64_ok=True)
 
     @property
     def out_format(self) -> Format:
@@ -462,6 +473,12 @@ class Sequential(_OwnFormats):
         from fp8ref.accum import dispatch
 
         return dispatch.sequential_gemm(A, B, C, acc_params(self.acc_format), self.in_format, self.format_b)
+
+
+def fp64_fma_chain(name: str = "") -> Sequential:
+    """The model of the f64 matrix instructions (NVIDIA mma .f64 / DMMA, AMD's f64 MFMA): no block FMA but
+    one fp64 fused multiply-add per product in k order, starting from c (MMA-Sim's ``fma`` operation)."""
+    return Sequential(FP64, in_format=FP64, name=name)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ shapes). docs/accumulation.md §4 is the same table in prose.
 
 from __future__ import annotations
 
+from fp8ref.accum.models import fp64_fma_chain
 from fp8ref.accum.rows import Row, ScaledRow, Vendor
 
 _MTC = "Khattak & Mikaitis, MATLAB-tensor-core @ b12b5a7 models/"
@@ -27,7 +28,15 @@ FP8 = HALF + ("E4M3", "E5M2")
 F8F6F4 = ("E4M3", "E5M2", "E2M1", "E2M3", "E3M2")
 # input format -> the classes its rows may be keyed by, most specific first
 CLASSES = {"fp16": ("fp16", "half"), "bf16": ("bf16", "half"), "tf32": ("tf32",), "E4M3": ("fp8", "f8f6f4"),
-           "E5M2": ("fp8", "f8f6f4"), "E2M1": ("f8f6f4",), "E2M3": ("f8f6f4",), "E3M2": ("f8f6f4",)}
+           "E5M2": ("fp8", "f8f6f4"), "E2M1": ("f8f6f4",), "E2M3": ("f8f6f4",), "E3M2": ("f8f6f4",),
+           "fp64": ("fp64",)}
+
+
+# mma.sync .f64 (sm_80 m8n8k4; sm_90a m16n8k4 / k8 / k16): MMA-Sim's nv_ptx.mma takes fp64 operands through
+# arithmetic.fma (libm fma) product by product in k order, starting from c
+_FP64 = {("fp64", "fp64"): Row(1, 52, 52, "rne", None, _SIM + " (f64: sum = fma(a_k, b_k, sum) for k in "
+                               "order from c; isa/nv_ptx/nv_mma.py: sm_80 m8n8k4, sm_90a m16n8k4/k8/k16 "
+                               ".f64)", build=lambda row, fin, fout, name: fp64_fma_chain(name))}
 
 
 def _same(fam: str, instr: str, rows: dict[tuple[str, str], Row]) -> dict[tuple[str, str, str, str], Row]:
@@ -63,7 +72,7 @@ TABLE: dict[tuple[str, str, str, str], Row] = {
     **_same("ampere", "mma", {
         ("half", "fp32"): Row(8, 24, 23, "rz", -132, _MTC + "A100TC.m"),
         ("fp16", "fp16"): Row(8, 24, 10, "rne", -20, _MTC + "A100TC.m"),
-        ("tf32", "fp32"): Row(4, 24, 23, "rz", -132, _MTC + "A100TC.m")}),
+        ("tf32", "fp32"): Row(4, 24, 23, "rz", -132, _MTC + "A100TC.m"), **_FP64}),
     **_same("ada", "mma", {
         ("half", "fp32"): Row(8, 24, 23, "rz", -132, _MTC + "AdaTC.m / L40STC.m"),
         ("fp16", "fp16"): Row(8, 24, 10, "rne", -20, _MTC + "AdaTC.m / L40STC.m"),
@@ -71,9 +80,9 @@ TABLE: dict[tuple[str, str, str, str], Row] = {
         ("fp8", "fp32"): Row(16, 13, 13, "rz", -132, _MTC + "AdaTC.m / L40STC.m"),
         ("fp8", "fp16"): Row(16, 13, 10, "rne", -132, _SIM + " (f16 output = RNE of the F=13 sum), c "
                              "rounded to fp16; reproduces every Ada E4M3/E5M2 fp16-output measurement "
-                             "(fp8ref hwcheck)")}),
+                             "(fp8ref hwcheck)"), **_FP64}),
     **_same("hopper", "mma", {
-        **_HOPPER,
+        **_HOPPER, **_FP64,
         ("fp8", "fp16"): Row(16, 25, 10, "rne", -21, _FP8_F16 + " of H100 and H200", c_mode="last",
                              k_order=K32_PAIRS_ORDER)}),
     **_same("hopper", "wgmma", {
@@ -83,7 +92,7 @@ TABLE: dict[tuple[str, str, str, str], Row] = {
         ("fp8", "fp16"): Row(32, 13, 10, "rne", -126, _SIM + " wgmma (k32 fused at F=13, RNE to fp16; no "
                              "measurements: the fp16-output data are mma.sync)" + _SIM_FLOOR)}),
     **_same("blackwell", "mma", {
-        **_BLACKWELL,
+        **_BLACKWELL, **_FP64,
         ("fp8", "fp32"): Row(32, 25, 23, "rz", -133, "fp8ref (docs/accumulation.md §5): the k32 products "
                              "summed at F=25 and rounded toward zero, then one fp32 RNE addition of c; "
                              "reproduces every B200 E4M3/E5M2 measurement (MTC's CUDA driver is "
@@ -101,7 +110,7 @@ TABLE: dict[tuple[str, str, str, str], Row] = {
         ("fp16", "fp16"): Row(16, 25, 10, "rne", -126, _SIM + " (RTX Blackwell)" + _SIM_FLOOR),
         ("tf32", "fp32"): Row(8, 25, 23, "rz", -126, _SIM + " (RTX Blackwell)" + _SIM_FLOOR),
         **_f8f6f4(_SIM + " (sm_120a m16n8k32 f8f6f4, k32 fused, c inside); huweim/emulation_sys (RTX 5090 "
-                  "FP8: 25 bits)")}),
+                  "FP8: 25 bits)"), **_FP64}),
 }
 
 _MXF8 = ScaledRow("mxf8f6f4", 32, 0, 25, F8F6F4, ((32, "E8M0"),),
@@ -123,8 +132,9 @@ GPUS = {"V100": "volta", "T4": "turing", "A100": "ampere", "A2": "ampere", "Ada"
         "H100": "hopper", "H200": "hopper", "B200": "blackwell", "RTX5090": "rtx-blackwell"}
 DEFAULT_INSTRUCTION = {"volta": "mma", "turing": "mma", "ampere": "mma", "ada": "mma", "hopper": "wgmma",
                        "blackwell": "tcgen05", "rtx-blackwell": "mma"}
-INPUTS = {("volta", "mma"): ("fp16",), ("turing", "mma"): ("fp16",), ("ampere", "mma"): HALF,
-          ("ada", "mma"): FP8, ("hopper", "mma"): FP8, ("hopper", "wgmma"): FP8, ("blackwell", "mma"): FP8,
-          ("blackwell", "tcgen05"): HALF + F8F6F4, ("rtx-blackwell", "mma"): HALF + F8F6F4}
+INPUTS = {("volta", "mma"): ("fp16",), ("turing", "mma"): ("fp16",), ("ampere", "mma"): HALF + ("fp64",),
+          ("ada", "mma"): FP8 + ("fp64",), ("hopper", "mma"): FP8 + ("fp64",), ("hopper", "wgmma"): FP8,
+          ("blackwell", "mma"): FP8 + ("fp64",), ("blackwell", "tcgen05"): HALF + F8F6F4,
+          ("rtx-blackwell", "mma"): HALF + F8F6F4 + ("fp64",)}
 
 VENDOR = Vendor(GPUS, DEFAULT_INSTRUCTION, INPUTS, TABLE, SCALED, CLASSES)

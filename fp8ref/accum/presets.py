@@ -16,7 +16,7 @@ from fp8ref.accum import amd, nvidia
 from fp8ref.accum.blockscaled import BlockScaled
 from fp8ref.accum.models import BlockFMA, Exact, Promoted, Sequential
 from fp8ref.accum.rows import INSTRUCTIONS, Row, ScaledRow, Vendor
-from fp8ref.formats import BF16, E4M3, E4M3FNUZ, FP16, FP32, Format
+from fp8ref.formats import BF16, E4M3, E4M3FNUZ, FP16, FP32, FP64, Format
 from fp8ref.formats import format as _resolve_format
 
 # The vendors whose instruction tables tensor_core reads, in order. A vendor's module defines one
@@ -30,6 +30,7 @@ _BLOCK_FMA_IN_FORMATS = tuple(dict.fromkeys(f for v in VENDORS for fs in v.input
 GPUS = tuple(g for v in VENDORS for g in v.gpus) + amd.GPUS
 IN_FORMATS = tuple(dict.fromkeys(_BLOCK_FMA_IN_FORMATS + amd.IN_NAMES))
 K32_PAIRS_ORDER = nvidia.K32_PAIRS_ORDER
+OUT_FORMATS = ("fp32", "fp16", "fp64")  # the output formats of the instruction tables
 
 
 def _gpu_key(gpu: str) -> tuple[str, Vendor]:
@@ -57,7 +58,9 @@ def _out_key(fmt: Format | str) -> tuple[Format, str]:
         return f, "fp32"
     if f == FP16:
         return f, "fp16"
-    raise ValueError(f"out_format {f.name} has no tensor-core model; valid: fp32, fp16")
+    if f == FP64:
+        return f, "fp64"
+    raise ValueError(f"out_format {f.name} has no tensor-core model; valid: {', '.join(OUT_FORMATS)}")
 
 
 def instruction_of(gpu: str, instruction: str | None = None) -> tuple[str, str, Vendor]:
@@ -103,7 +106,7 @@ def _row(vendor: Vendor, g: str, ins: str, iname: str, oname: str) -> Row:
     for cls in (iname, *vendor.classes.get(iname, ())):
         if (fam, ins, cls, oname) in vendor.table:
             return vendor.table[(fam, ins, cls, oname)]
-    outs = [o for o in ("fp32", "fp16") if any((fam, ins, c, o) in vendor.table
+    outs = [o for o in OUT_FORMATS if any((fam, ins, c, o) in vendor.table
                                                 for c in (iname, *vendor.classes.get(iname, ())))]
     raise ValueError(f"out_format: {g} {ins} has no model for {iname} inputs with {oname} output; valid: "
                      f"{', '.join(outs) or 'none'}")
@@ -174,6 +177,10 @@ def tensor_core(gpu: str, in_format: Format | str, out_format: Format | str = "f
     g, ins, vendor = instruction_of(gpu, instruction)
     fin, iname = _in_key(in_format)
     fout, oname = _out_key(out_format)
+    fam = vendor.gpus[g]
+    if instruction is None and iname not in vendor.inputs[(fam, ins)]:
+        # the GEMM library's instruction for inputs the default lacks (fp64 on H100 / B200: DMMA, mma)
+        ins = next((i for i in vendor.instructions(fam) if iname in vendor.inputs[(fam, i)]), ins)
     if block_size is not None or scale_format is not None:
         if oname != "fp32":
             raise ValueError(f"out_format: block-scaled instructions accumulate in fp32 only, not {oname}")

@@ -15,7 +15,8 @@ Each works on float64 values and is exact where docs/accumulation.md §6 says so
   is an integer below 2**53 (checked by the dispatcher), so float64 addition is exact in any order;
 * the final rounding works on that integer with ``frexp``/``ldexp`` (exact power-of-two scaling);
 * sequential and promoted additions round ``x + y`` (float64 operands, exact product) to the accumulator
-  format through TwoSum (``s + err == x + y`` exactly) and a midpoint correction.
+  format through TwoSum (``s + err == x + y`` exactly) and a midpoint correction;
+* an fp64 accumulator takes float64 operands of any value: :func:`fma64` rounds ``a*b + c`` once.
 
 The parameters of a model arrive as one :class:`~fp8ref.accum.params.BlockParams` record ``p``.
 Compiled on first use (``cache=True``); importing this module compiles nothing. Numba's disk cache keys a
@@ -29,7 +30,10 @@ import math
 import types
 
 import numpy as np
+from llvmlite import ir
 from numba import njit
+from numba.core import types as nb_types
+from numba.extending import intrinsic
 
 NEG = -(1 << 20)  # exponent sentinel of a zero element (sums of two stay far below every real exponent)
 NO_TERMS = -(1 << 19)
@@ -47,6 +51,22 @@ def twins(fn):
     par.__qualname__ = fn.__qualname__ + "__parallel"
     par.__module__ = fn.__module__
     return njit(cache=True)(fn), njit(cache=True, parallel=True)(par)
+
+
+# --------------------------------------------------------------------------------------------------
+# the fused multiply-add of float64 (fp64 instructions: MMA-Sim's ``fma`` chain)
+@intrinsic
+def fma64(typingctx, a, b, c):  # noqa: ARG001 - numba intrinsic signature
+    """``RN64(a*b + c)`` with one rounding (IEEE 754 fusedMultiplyAdd of binary64): LLVM's ``llvm.fma.f64``,
+    the FMA instruction where the CPU has one and a correctly rounded library call where it does not."""
+    sig = nb_types.float64(nb_types.float64, nb_types.float64, nb_types.float64)
+
+    def codegen(context, builder, signature, args):  # noqa: ARG001 - numba intrinsic signature
+        d = ir.DoubleType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [d], ir.FunctionType(d, [d, d, d]))
+        return builder.call(fn, args)
+
+    return sig, codegen
 
 
 # --------------------------------------------------------------------------------------------------

@@ -353,7 +353,8 @@ def infer(dot_fn: DotFn, in_format: Format | str = E4M3, out_format: Format | st
                                          else _resolve_format(in_format_b))
     out = out_format if isinstance(out_format, Format) else _resolve_format(out_format)
     if out not in (FP32, FP16, BF16):
-        raise ValueError(f"out_format must be FP32, FP16 or BF16, got {out.name}")
+        raise ValueError(f"out_format must be FP32, FP16 or BF16 (the probes find the blocks of a block-FMA "
+                         f"unit; the fp64 FMA chain of the f64 instructions has none), got {out.name}")
     if not callable(dot_fn):
         raise TypeError("dot_fn must be callable")
     if max_k < 8:

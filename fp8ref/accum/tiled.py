@@ -17,7 +17,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from fp8ref.accum.primitives import NEG, NO_TERMS, add_round, block_dot, round_int, twins
+from fp8ref.accum.primitives import NEG, NO_TERMS, add_round, block_dot, fma64, round_int, twins
 
 JB = 128  # columns per block
 TI = 4  # rows per tile
@@ -311,7 +311,8 @@ def pow2_f32(E: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------------
 # sequential accumulation, vectorised over columns, for input/accumulator formats where the float64 sum
-# of the accumulator and an exact product, rounded once to the accumulator format, is correct (§6)
+# of the accumulator and an exact product, rounded once to the accumulator format, is correct (§6), and
+# for the fp64 accumulator, where one fused multiply-add per step is the rule itself
 @njit(cache=True, inline="always")
 def _seq_round(s, mbits, emin, emax, fp32):
     """RNE of the float64 ``s`` to (mbits, emin, emax): float32 conversion for fp32, else the magic-constant
@@ -329,7 +330,10 @@ def _seq_round(s, mbits, emin, emax, fp32):
     return r if np.isfinite(s) else s
 
 
-def _seq_py(A, B, C, acc, fp32):
+def _seq_py(A, B, C, acc, fp32, fp64):
+    """``fp32``: the float32 conversion rounds; ``fp64``: the fp64 accumulator, one ``fma64`` per step (the
+    exact ``a*b + acc`` rounded once; any float64 operands); else the magic-constant rounding of
+    :func:`_seq_round`."""
     mbits, emin, emax = acc.mbits, acc.emin, acc.emax
     M, K = A.shape
     N = B.shape[1]
@@ -345,11 +349,15 @@ def _seq_py(A, B, C, acc, fp32):
         for i in range(i0, i1):
             acc = np.empty(w)
             for jj in range(w):
-                acc[jj] = _seq_round(C[i, j0 + jj], mbits, emin, emax, fp32)
+                acc[jj] = C[i, j0 + jj] if fp64 else _seq_round(C[i, j0 + jj], mbits, emin, emax, fp32)
             a = A[i]
             for k in range(K):
                 ak = a[k]
                 bk = B[k, j0:j1]
+                if fp64:
+                    for jj in range(w):
+                        acc[jj] = fma64(ak, bk[jj], acc[jj])
+                    continue
                 if fp32:
                     for jj in range(w):
                         acc[jj] = np.float64(np.float32(acc[jj] + ak * bk[jj]))
@@ -372,6 +380,7 @@ def _seq_py(A, B, C, acc, fp32):
 
 
 SEQUENTIAL = twins(_seq_py)
+
 
 
 def sequential_usable(fa, fb, acc) -> bool:

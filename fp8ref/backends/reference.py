@@ -68,7 +68,8 @@ class ReferenceBackend(Backend):
                          a: Any, b: Any, c: Any, *, scale_a: Any = None, scale_b: Any = None,
                          block_size: int | None = None, scale_format: Any = None) -> np.ndarray:
         """One chain of ``instruction`` along K per output (the golden suite ``tensorcore``):
-        ``fp8ref.accum.tensor_core(...).gemm`` on float values, the result as float32."""
+        ``fp8ref.accum.tensor_core(...).gemm`` on float values, the result as float32 (float64 for the fp64
+        instructions)."""
         from fp8ref import accum
 
         m = accum.tensor_core_pair(gpu, in_format, in_format_b, out_format, instruction=instruction,
@@ -76,7 +77,7 @@ class ReferenceBackend(Backend):
         kw = {} if scale_a is None else {"scale_a": np.asarray(scale_a, np.float64),
                                          "scale_b": np.asarray(scale_b, np.float64)}
         d = m.gemm(np.asarray(a, np.float64), np.asarray(b, np.float64), np.asarray(c, np.float64), **kw)
-        return np.asarray(d, dtype=np.float32)
+        return np.asarray(d, dtype=np.float64 if m.out_format.bits == 64 else np.float32)
 
     def scaled_mm(self, a: Any, b: Any, scale_a: Any = 1.0, scale_b: Any = 1.0, *, a_format: Any = "E4M3",
                   b_format: Any = "E4M3", bias: Any = None, out_dtype: Any = np.float32,

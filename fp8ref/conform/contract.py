@@ -106,7 +106,8 @@ def check_result(op: str, result: Any, args: tuple[Any, ...], kwargs: dict[str, 
             dtypes = tuple(np.dtype(d) for d in (fmt.ml_dtype, np.uint8) if d is not None)
             _expect(op, result, dtypes, shape, f"{fmt.name} values ({' or '.join(map(str, dtypes))})")
     elif op == "tensor_core_gemm":  # (gpu, instruction, in_format, in_format_b, out_format, a, b, c, ...)
-        _expect(op, result, (np.dtype(np.float32),), np.shape(args[7]), "float32 values")
+        name = "float64" if str(args[4]).strip().lower() == "fp64" else "float32"  # fp64 instructions
+        _expect(op, result, (np.dtype(name),), np.shape(args[7]), f"{name} values")
     else:
         raise ValueError(f"unknown backend operation {op!r}")
 

@@ -7,7 +7,8 @@ import functools
 import numpy as np
 
 from fp8ref import accum
-from fp8ref.formats import FP32, TF32, Format
+from fp8ref.accum.presets import OUT_FORMATS
+from fp8ref.formats import FP32, FP64, TF32, Format
 
 
 def all_models() -> list[tuple[str, object]]:
@@ -16,7 +17,7 @@ def all_models() -> list[tuple[str, object]]:
     for g in accum.GPUS:
         for ins in accum.instructions(g):
             for f in accum.IN_FORMATS:
-                for o in ("fp32", "fp16"):
+                for o in OUT_FORMATS:
                     try:
                         out.append((f"{g}:{f}:{o}:{ins}", accum.tensor_core(g, f, o, instruction=ins)))
                     except ValueError:
@@ -37,7 +38,11 @@ def scaled_models() -> list[tuple[str, object]]:
 
 @functools.cache
 def finite_values(fmt: Format) -> np.ndarray:
-    if fmt in (TF32, FP32):  # 2**16 random bit patterns (TF32: its 13 low bits clear)
+    if fmt == FP64:  # 2**16 random bit patterns: every binade, subnormals included
+        bits = np.random.default_rng(7).integers(0, 1 << 63, 1 << 16, dtype=np.uint64)
+        bits |= np.random.default_rng(8).integers(0, 2, 1 << 16, dtype=np.uint64) << np.uint64(63)
+        v = bits.view(np.float64)
+    elif fmt in (TF32, FP32):  # 2**16 random bit patterns (TF32: its 13 low bits clear)
         rng = np.random.default_rng(7)
         mask = np.uint32(0xFFFFE000 if fmt == TF32 else 0xFFFFFFFF)
         bits = rng.integers(0, 1 << 32, 1 << 16, dtype=np.uint64).astype(np.uint32) & mask
@@ -75,7 +80,9 @@ def random_vectors(rng: np.random.Generator, model, L: int, K: int, *, narrow: b
         e = rng.integers(cf.emin - cf.mbits, 20, L)
         m = rng.integers(0, 1 << cf.mbits, L)
         c = np.ldexp(1.0 + m / (1 << cf.mbits), e) * rng.choice([-1.0, 1.0], L)
-        c = np.where(e < cf.emin, np.ldexp(np.floor(np.ldexp(c, cf.mbits - cf.emin)), cf.emin - cf.mbits), c)
+        with np.errstate(over="ignore"):  # (the branch np.where drops may overflow for FP64)
+            c = np.where(e < cf.emin, np.ldexp(np.floor(np.ldexp(c, cf.mbits - cf.emin)), cf.emin - cf.mbits),
+                         c)
     else:
         c = rng.choice(cv, L)
     c[rng.random(L) < 0.3] = 0.0

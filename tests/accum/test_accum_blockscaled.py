@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -146,7 +147,7 @@ def test_default_instructions_and_measured_paths():
     (dict(gpu="H100", block_size=32), "H100 wgmma has no block-scaled instruction; .*B200 tcgen05"),
     (dict(gpu="B200", scale_format="fp16"), "scale_format: FP16 is no block-scale format; valid: E8M0"),
     (dict(gpu="B200", out="fp16", block_size=32), "out_format: block-scaled instructions accumulate in fp32"),
-    (dict(gpu="A100", fmt="E4M3"), "in_format: A100 mma takes fp16, bf16, tf32 inputs, not E4M3"),
+    (dict(gpu="A100", fmt="E4M3"), "in_format: A100 mma takes fp16, bf16, tf32, fp64 inputs, not E4M3"),
     (dict(gpu="H100", instruction="mma"), "out_format: H100 mma has no model for E4M3 inputs with fp32"),
     (dict(gpu="P100"), "gpu: unknown gpu 'P100'; valid: V100, T4"),
 ])
@@ -209,3 +210,69 @@ def test_infer_scaled_tells_other_rules_apart(plain, rounding, c_mode):
 
     inf = sp.infer_scaled(box, "E4M3", 32, "E8M0")
     assert inf.rounding.startswith(rounding) and inf.c_mode.startswith(c_mode), inf.summary()
+
+
+# --------------------------------------------------------------------------------------------------
+# zero products in kind::mxf8f6f4: dropped (default) or MMA-Sim's exponent -126 (zero_exponent)
+MX8_SIM = replace(MX8, zero_exponent=-126)
+
+
+def test_zero_products_drop_out_or_take_mmasims_exponent():
+    """With large scales a zero element's MMA-Sim exponent (-126 + e(b) + e(sa) + e(sb)) lies far above an
+    unscaled c: c = 1 is truncated away (+0); the default drops the zero products and keeps c."""
+    zeros, ones = [0.0] * 32, [1.0] * 32
+    big = [P(1, 100)]
+    assert MX8.dot(zeros, ones, 1.0, scale_a=big, scale_b=big) == 1.0
+    assert MX8_SIM.dot(zeros, ones, 1.0, scale_a=big, scale_b=big) == 0.0
+    assert MX8_SIM.dot_exact(zeros, ones, 1.0, scale_a=big, scale_b=big) == 0.0
+    # -126 + 0 + 70 + 70 = 14: c = 1 keeps its bits above 2^(14-25) = 2^-11
+    c = 1 + P(1, -11) + P(1, -12)
+    small = [P(1, 70)]
+    assert MX8_SIM.dot(zeros, ones, c, scale_a=small, scale_b=small) == 1 + P(1, -11)
+    assert MX8.dot(zeros, ones, c, scale_a=small, scale_b=small) == c
+    assert "zero elements at exponent -126" in MX8_SIM.describe()
+
+
+@pytest.mark.parametrize("model", [MX8_SIM, MX8_SIM.for_inputs(E5M2, E4M3),
+                                   replace(accum.tensor_core("RTX5090", "E4M3", block_size=32),
+                                           zero_exponent=-126)])
+@pytest.mark.parametrize("specials", [False, True])
+def test_zero_exponent_kernel_equals_oracle(model, specials):
+    rng = np.random.default_rng(17 + specials)
+    for K in (7, 32, 81):
+        M, N = 5, 4
+        A, _, _ = random_vectors(rng, model, M, K, narrow=True)
+        _, Bt, c = random_vectors(rng, model, N, K, narrow=False)
+        nb = -(-K // model.block_size)
+        sa = _scales(rng, model, (M, nb), specials=specials)
+        sb = _scales(rng, model, (nb, N), specials=specials)
+        sa[0] = P(1, 90)  # a row whose zero elements outrank c
+        C = np.resize(c, (M, N))
+        G = model.gemm(A, Bt.T, C, scale_a=sa, scale_b=sb)
+        for i in range(M):
+            for j in range(N):
+                ref = model.dot_exact(A[i], Bt[j], C[i, j], scale_a=sa[i], scale_b=sb[:, j])
+                assert same(G[i, j], ref), (K, i, j, G[i, j], ref)
+
+
+def test_zero_exponent_agrees_with_mmasim():
+    """MMA-Sim's own mma_block_scale (RTX Blackwell m16n8k32 mxf8f6f4) equals ``zero_exponent=-126`` on
+    random operands with zeros, large scales and small c."""
+    nv = pytest.importorskip("mmasim.simulator.nv_ptx", reason="MMA-Sim is not importable (github.com/"
+                             "microsoft/MMA-Sim, pure Python; put its checkout on PYTHONPATH to run this "
+                             "cross-check)")
+    sim = nv.mma_block_scale("RTX Blackwell", "m16n8k32.block32.f32.e4m3.e4m3.f32.ue8m0")
+    model = replace(accum.tensor_core("RTX5090", "E4M3", block_size=32), zero_exponent=-126)
+    rng = np.random.default_rng(23)
+    A, B, c = random_vectors(rng, model, 40, 32, narrow=True)
+    for i in range(40):
+        s = [P(1, int(rng.integers(-40, 90)))], [P(1, int(rng.integers(-40, 90)))]
+        got = sim.dotadd_with_block_scale(A[i].tolist(), B[i].tolist(), float(c[i]), *s)
+        assert same(got, model.dot(A[i], B[i], c[i], scale_a=s[0], scale_b=s[1])), (i, got)
+
+
+def test_zero_exponent_bad_values():
+    with pytest.raises(ValueError, match="zero_exponent must be None or an int"):
+        replace(MX8, zero_exponent=1.5)
+    with pytest.raises(ValueError, match="zero_exponent: a grouped kind"):
+        replace(NV4, zero_exponent=-126)

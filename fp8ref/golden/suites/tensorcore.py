@@ -4,8 +4,9 @@ adversarial operands, so that its outputs can be checked on the hardware with ``
 Op ``tensor_core_gemm``: params ``gpu``, ``instruction``, ``in_format``, ``in_format_b``, ``out_format`` and,
 for block-scaled instructions, ``block_size`` and ``scale_format``; inputs ``a`` (M, K), ``b`` (K, N) and
 ``c`` (M, N) as float32 values (of the input formats and of the output format; fp16 values widened to
-float32), ``scale_a`` (M, K/block) and ``scale_b`` (K/block, N) decoded scales for block-scaled
-instructions; output ``d`` (M, N) float32 (fp16 outputs widened). One chain of instructions along K per
+float32; float64 for the fp64 instructions), ``scale_a`` (M, K/block) and ``scale_b`` (K/block, N)
+decoded scales for block-scaled instructions; output ``d`` (M, N) float32 (fp16 outputs widened; fp64:
+float64). One chain of instructions along K per
 output: ``d = m.gemm(a, b, c[, scale_a, scale_b])``.
 
 The cases iterate every GPU of ``fp8ref.accum.GPUS`` (the vendor tables of ``fp8ref.accum.presets.VENDORS``
@@ -54,7 +55,12 @@ def _ref(params: dict[str, Any], inputs: Arrays) -> Result:
               "scale_b": inputs["scale_b"].astype(np.float64)}
     d = m.gemm(inputs["a"].astype(np.float64), inputs["b"].astype(np.float64), inputs["c"].astype(np.float64),
                **kw)
-    return Result({"d": np.asarray(d, dtype=np.float32)})
+    return Result({"d": np.asarray(d, dtype=_dtype(params))})
+
+
+def _dtype(params: dict[str, Any]) -> type:
+    """The storage type of a case's arrays: float64 for the fp64 instructions, else float32."""
+    return np.float64 if params["out_format"] == "fp64" else np.float32
 
 
 def _be(backend: Any, params: dict[str, Any], inputs: Arrays) -> Arrays:
@@ -68,7 +74,7 @@ def _be(backend: Any, params: dict[str, Any], inputs: Arrays) -> Arrays:
            params["out_format"], inputs["a"], inputs["b"], inputs["c"], scale_a=inputs.get("scale_a"),
            scale_b=inputs.get("scale_b"), block_size=params.get("block_size"),
            scale_format=params.get("scale_format"))
-    return {"d": np.asarray(d, dtype=np.float32)}
+    return {"d": np.asarray(d, dtype=_dtype(params))}
 
 
 OPS = {"tensor_core_gemm": _ref}
@@ -76,8 +82,8 @@ BACKEND_OPS = {"tensor_core_gemm": _be}
 
 
 def combinations() -> list[dict[str, Any]]:
-    """The parameters of every modelled instruction path, from the vendor tables; models equal in every
-    parameter (H100 and H200, A100 and A2, ...) once, under the first GPU."""
+    """The parameters of every modelled instruction path, from the vendor tables: each GPU's own (H100 and
+    H200 have equal models and each their cases); a model one GPU reaches by two paths, once."""
     from fp8ref import accum
     from fp8ref.accum import presets
 
@@ -86,7 +92,7 @@ def combinations() -> list[dict[str, Any]]:
     for g in accum.GPUS:
         for ins in accum.instructions(g):
             for f in presets.IN_FORMATS:
-                for o in ("fp32", "fp16"):
+                for o in presets.OUT_FORMATS:
                     try:
                         m = accum.tensor_core(g, f, o, instruction=ins)
                     except ValueError:
@@ -121,9 +127,14 @@ class _Stream:
 
 def _values(fmt: Any) -> np.ndarray:
     from fp8ref import format as fmt_of
-    from fp8ref.formats import FP32, TF32
+    from fp8ref.formats import FP32, FP64, TF32
 
     f = fmt_of(fmt)
+    if f == FP64:  # 4096 random significands, exponents -40 .. 40 (products neither overflow nor underflow)
+        w = raw_words(13, 4096)
+        sig = 1.0 + (w >> np.uint64(12)).astype(np.float64) * 2.0 ** -52
+        e = (w & np.uint64(0x7F)).astype(np.int64) % 81 - 40
+        return np.where(w & np.uint64(0x80), -1.0, 1.0) * np.ldexp(sig, e)
     if f in (TF32, FP32):  # 4096 random bit patterns (TF32: its 13 low bits clear)
         mask = np.uint32(0xFFFFE000 if f == TF32 else 0xFFFFFFFF)
         bits = (raw_words(11, 4096) >> np.uint64(32)).astype(np.uint32) & mask
@@ -151,7 +162,8 @@ def _operands(model: Any, k: int, rng: _Stream) -> tuple[np.ndarray, np.ndarray,
     A[7, :] = small_a
     B[:3, 0] = [one, one, one]
     B[k - 1, 1] = one
-    vc = _values(fc) if fc.bits <= 16 else _values("bf16")  # fp32 c: bf16 values (any c of fp32 would do)
+    # fp32 c: bf16 values (any c of fp32 would do); fp64 c: the fp64 operand values
+    vc = _values(fc) if fc.bits <= 16 or fc.bits == 64 else _values("bf16")
     c = rng.choice(vc[np.abs(vc) < 64], (M, N))
     c[:, 2] = 0.0
     c[5, 1] = one + 2.0 ** -fc.mbits  # one ulp above 1: the products' last bits decide the rounding
@@ -179,11 +191,14 @@ def build() -> list[Case]:
             nfma = model.k
         elif isinstance(model, accum.Mfma):
             nfma = max(model.group, 4)  # products per group (the fp32 FMA chain: 1)
+        elif isinstance(model, accum.Sequential):
+            nfma = 4  # the fp64 FMA chain: one product per step
         else:
             nfma = model.nfma
         k = 2 * nfma + (nfma // 2)
         A, B, c = _operands(model, k, rng)
-        inputs = {"a": A.astype(np.float32), "b": B.astype(np.float32), "c": c.astype(np.float32)}
+        dt = _dtype(params)
+        inputs = {"a": A.astype(dt), "b": B.astype(dt), "c": c.astype(dt)}
         if isinstance(model, accum.BlockScaled):
             nb = -(-k // model.block_size)
             inputs["scale_a"] = _scales(model, (M, nb), rng)

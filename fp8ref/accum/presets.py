@@ -164,10 +164,12 @@ def tensor_core(gpu: str, in_format: Format | str, out_format: Format | str = "f
     (wgmma on H100/H200, tcgen05 on B200, mma elsewhere). ``block_size`` (16 or 32) and ``scale_format``
     (``"E8M0"`` or ``"E4M3"``) select a block-scaled instruction (``kind::mxf8f6f4``, or
     ``kind::mxf4nvf4`` for E2M1): a :class:`~fp8ref.accum.blockscaled.BlockScaled` model whose ``dot`` /
-    ``gemm`` take ``scale_a`` / ``scale_b``. Otherwise a ``BlockFMA``. Combinations the GPU does not have
-    raise ``ValueError`` naming the argument and the valid choices. AMD ``gpu`` (MI100, MI250X, MI300X):
-    the :class:`~fp8ref.accum.amd.Mfma` model of :func:`fp8ref.accum.amd.mfma` (``instruction`` ``None``
-    or ``"mfma"``; no block-scaled instruction; docs/accumulation.md §10).
+    ``gemm`` take ``scale_a`` / ``scale_b``. ``in_format="fp64"`` with ``out_format="fp64"`` (the f64
+    instructions, from A100 on and on MI250X / MI300X): the fp64 FMA chain ``Sequential(FP64)``; an
+    ``instruction=None`` whose default lacks fp64 takes ``mma``. Otherwise a ``BlockFMA``. Combinations the
+    GPU does not have raise ``ValueError`` naming the argument and the valid choices. AMD ``gpu`` (MI100,
+    MI250X, MI300X): the :class:`~fp8ref.accum.amd.Mfma` model of :func:`fp8ref.accum.amd.mfma`
+    (``instruction`` ``None`` or ``"mfma"``; no block-scaled instruction; docs/accumulation.md §10).
     """
     if _amd(gpu):
         if block_size is not None or scale_format is not None:

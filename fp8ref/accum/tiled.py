@@ -382,7 +382,6 @@ def _seq_py(A, B, C, acc, fp32, fp64):
 SEQUENTIAL = twins(_seq_py)
 
 
-
 def sequential_usable(fa, fb, acc) -> bool:
     """True when one rounding of the float64 sum ``acc + a*b`` equals the rounding of the exact sum for
     every accumulator value and product: either every product is a value of the accumulator format (then

@@ -106,8 +106,10 @@ def check_result(op: str, result: Any, args: tuple[Any, ...], kwargs: dict[str, 
             dtypes = tuple(np.dtype(d) for d in (fmt.ml_dtype, np.uint8) if d is not None)
             _expect(op, result, dtypes, shape, f"{fmt.name} values ({' or '.join(map(str, dtypes))})")
     elif op == "tensor_core_gemm":  # (gpu, instruction, in_format, in_format_b, out_format, a, b, c, ...)
-        name = "float64" if str(args[4]).strip().lower() == "fp64" else "float32"  # fp64 instructions
-        _expect(op, result, (np.dtype(name),), np.shape(args[7]), f"{name} values")
+        from fp8ref.golden.suites.tensorcore import result_dtype
+
+        dt = np.dtype(result_dtype(args[4]))  # float64 for the fp64 instructions
+        _expect(op, result, (dt,), np.shape(args[7]), f"{dt.name} values")
     else:
         raise ValueError(f"unknown backend operation {op!r}")
 

@@ -108,7 +108,7 @@ def _block_scale(amax, profile, c1, c2, smax, seps, pe, sdec):  # pragma: no cov
 # The element rules clamp to +-6 (E2M1's max) before the cast. ``pq`` is the saturating E2M1 record
 # (``encoder_params(E2M1, "nearest_even", True)``), whose encode of any |y| > 6 or +-Inf is the max code
 # with the sign of y: the code of the clamped value. So the clamp is the encoder's saturation and is not
-# written again (tests/scaling/test_nvfp4.py checks both rules equal on every float32).
+# written again (tests/scaling/test_scaling_nvfp4.py checks both rules equal on every float32).
 @njit(cache=True, inline="always")
 def _te_fp4(y, pq):  # pragma: no cover - compiled
     """TE's ``cast_to_fp4x2`` after ``clamp(y, -6, 6)``: nearest even; NaN and +-0 give code 0."""

@@ -81,6 +81,14 @@ def test_check_result_rules() -> None:
         check_result("scaled_mm", np.zeros((4, 5), np.float32), (a, b), {"out_dtype": np.float16})
     with pytest.raises(ContractViolation, match=r"shape \(5, 4\)"):
         check_result("scaled_mm", np.zeros((5, 4), np.float32), (a, b), {})
+    # tensor_core_gemm: float32 results, float64 for an fp64 output however its name is spelled
+    A, B, C = np.zeros((4, 8)), np.zeros((8, 5)), np.zeros((4, 5))
+    for out, dtype, wrong in (("fp32", np.float32, np.float64), ("fp64", np.float64, np.float32),
+                              ("FP64", np.float64, np.float32)):
+        args = ("A100", "mma", "fp64", "fp64", out, A, B, C)
+        check_result("tensor_core_gemm", np.zeros((4, 5), dtype), args, {})
+        with pytest.raises(ContractViolation, match=f"expected {np.dtype(dtype).name} values"):
+            check_result("tensor_core_gemm", np.zeros((4, 5), wrong), args, {})
 
 
 def test_checked_backend_names_the_operation_in_progress() -> None:

@@ -32,7 +32,7 @@ from fp8ref.golden.suites._values import raw_words
 
 Arrays = dict[str, np.ndarray]
 
-__all__ = ["OPS", "BACKEND_OPS", "build", "combinations", "model_of"]
+__all__ = ["OPS", "BACKEND_OPS", "build", "combinations", "model_of", "result_dtype"]
 
 M, N = 8, 4
 
@@ -55,12 +55,19 @@ def _ref(params: dict[str, Any], inputs: Arrays) -> Result:
               "scale_b": inputs["scale_b"].astype(np.float64)}
     d = m.gemm(inputs["a"].astype(np.float64), inputs["b"].astype(np.float64), inputs["c"].astype(np.float64),
                **kw)
-    return Result({"d": np.asarray(d, dtype=_dtype(params))})
+    return Result({"d": np.asarray(d, dtype=result_dtype(params["out_format"]))})
 
 
-def _dtype(params: dict[str, Any]) -> type:
-    """The storage type of a case's arrays: float64 for the fp64 instructions, else float32."""
-    return np.float64 if params["out_format"] == "fp64" else np.float32
+def result_dtype(out_format: Any) -> type:
+    """The type of a case's arrays and of a backend's result ``d``: float64 for an fp64 output (the fp64
+    instructions; any spelling of the format name), else float32."""
+    from fp8ref import format as fmt_of
+    from fp8ref.formats import FP64
+
+    try:
+        return np.float64 if fmt_of(out_format) == FP64 else np.float32
+    except (TypeError, ValueError):  # not a format: the case's own check names it
+        return np.float32
 
 
 def _be(backend: Any, params: dict[str, Any], inputs: Arrays) -> Arrays:
@@ -74,7 +81,7 @@ def _be(backend: Any, params: dict[str, Any], inputs: Arrays) -> Arrays:
            params["out_format"], inputs["a"], inputs["b"], inputs["c"], scale_a=inputs.get("scale_a"),
            scale_b=inputs.get("scale_b"), block_size=params.get("block_size"),
            scale_format=params.get("scale_format"))
-    return {"d": np.asarray(d, dtype=_dtype(params))}
+    return {"d": np.asarray(d, dtype=result_dtype(params["out_format"]))}
 
 
 OPS = {"tensor_core_gemm": _ref}
@@ -197,7 +204,7 @@ def build() -> list[Case]:
             nfma = model.nfma
         k = 2 * nfma + (nfma // 2)
         A, B, c = _operands(model, k, rng)
-        dt = _dtype(params)
+        dt = result_dtype(params["out_format"])
         inputs = {"a": A.astype(dt), "b": B.astype(dt), "c": c.astype(dt)}
         if isinstance(model, accum.BlockScaled):
             nb = -(-k // model.block_size)

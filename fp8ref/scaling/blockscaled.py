@@ -128,6 +128,7 @@ def quantize_blockscaled(a: np.ndarray, fmt: Format, recipe: NVFP4 | DeepGEMM) -
     qdec = np.array([0, 0.5, 1, 1.5, 2, 3, 4, 6], dtype=np.float32)
     global_scale = None
     scale_codes_kept = True
+    pe = encoder_params(E4M3, "nearest_even", True)  # the NVFP4 block scales (unused by DeepGEMM's rule)
     if isinstance(recipe, NVFP4):
         if recipe.hadamard:
             w = hadamard16(w)
@@ -141,14 +142,12 @@ def quantize_blockscaled(a: np.ndarray, fmt: Format, recipe: NVFP4 | DeepGEMM) -
         profile, c1, c2, global_scale = nvfp4_global(agrid, recipe)
         smax, seps = (E4M3_MAX, -E4M3_MAX) if profile == k.TE else (E4M3_MAX, E4M3_EPS)
         element = k.EL_TE_FP4 if profile == k.TE else k.EL_TORCHAO_FP4
-        pe = encoder_params(E4M3, "nearest_even", True)
         pq = encoder_params(E2M1, "nearest_even", True)
     else:
         profile, c1, c2 = k.DEEPGEMM, _f32(want.max), _f32(1 if recipe.ue8m0 else 0)
         smax, seps = FLT_MAX, DEEPGEMM_AMAX_MIN
-        pe = encoder_params(E4M3, "nearest_even", True)  # unused by the DeepGEMM rule
         if want == E4M3:
-            element, pq = k.EL_E4M3, encoder_params(E4M3, "nearest_even", True)  # torch 2.13: saturating
+            element, pq = k.EL_E4M3, pe  # torch 2.13: saturating
         else:
             element, pq = k.EL_DEEPGEMM_FP4, encoder_params(E2M1, "nearest_even", True)
         scale_codes_kept = recipe.ue8m0
